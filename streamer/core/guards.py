@@ -1,0 +1,124 @@
+"""Quality guards over decoded segments: non-speech, known hallucinations, and repetition loops.
+
+Pure functions. `screen` takes a decode's segments and returns the words worth keeping, plus whether a loop
+was seen (the caller then stops prompting with text that may have caused it).
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from streamer.config import DecodeConfig
+from streamer.engines.base import DecodedSegment
+from streamer.events import Word
+
+HALLUCINATIONS = frozenset(
+    {
+        "thank you",
+        "thank you very much",
+        "thanks for watching",
+        "thank you for watching",
+        "thank you so much for watching",
+        "thanks for watching and see you next time",
+        "please subscribe",
+        "please subscribe to my channel",
+        "like and subscribe",
+        "subtitles by the amaraorg community",
+        "subtitles by",
+        "transcribed by",
+        "you",
+        "bye",
+        "so",
+        "okay",
+        "the end",
+        "music",
+        "applause",
+        "silence",
+    }
+)
+"""Whole-segment texts Whisper is known to produce from silence or noise (normalised)."""
+
+HALLUCINATION_MAX_PROBABILITY = 0.6
+"""A known-hallucination segment is kept only if its mean word probability is above this and it is not
+flagged by the no-speech probability either."""
+HALLUCINATION_NO_SPEECH = 0.2
+
+MAX_LOOP_NGRAM = 6
+
+_NON_WORD = re.compile(r"[^a-z0-9' ]+")
+
+
+def normalize_text(text: str) -> str:
+    return " ".join(_NON_WORD.sub("", text.lower()).split())
+
+
+def compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Screened:
+    words: tuple[Word, ...]
+    loop: bool
+    """A repetition loop was found and cut."""
+    dropped: int
+    """Segments dropped as non-speech or hallucination."""
+
+
+def _is_non_speech(segment: DecodedSegment, config: DecodeConfig) -> bool:
+    return (
+        segment.no_speech_prob > config.no_speech_threshold and segment.avg_logprob < config.logprob_threshold
+    )
+
+
+def _is_hallucination(segment: DecodedSegment) -> bool:
+    if normalize_text(segment.text) not in HALLUCINATIONS:
+        return False
+    if not segment.words:
+        return True
+    mean_probability = sum(w.probability for w in segment.words) / len(segment.words)
+    return (
+        mean_probability < HALLUCINATION_MAX_PROBABILITY or segment.no_speech_prob > HALLUCINATION_NO_SPEECH
+    )
+
+
+def cut_repetition(words: Sequence[Word], max_repeats: int) -> tuple[list[Word], bool]:
+    """Cut a run where an n-gram (n <= 6) repeats back to back more than `max_repeats` times.
+
+    Keeps the first occurrence of the repeated n-gram and drops everything after it.
+    """
+    keys = [normalize_text(w.text) for w in words]
+    for start in range(len(keys)):
+        for size in range(1, MAX_LOOP_NGRAM + 1):
+            gram = keys[start : start + size]
+            if len(gram) < size:
+                break
+            repeats = 1
+            pos = start + size
+            while keys[pos : pos + size] == gram:
+                repeats += 1
+                pos += size
+            if repeats > max_repeats:
+                return list(words[: start + size]), True
+    return list(words), False
+
+
+def screen(segments: Sequence[DecodedSegment], config: DecodeConfig) -> Screened:
+    kept: list[Word] = []
+    loop = False
+    dropped = 0
+    for segment in segments:
+        if _is_non_speech(segment, config) or _is_hallucination(segment):
+            dropped += 1
+            continue
+        if segment.compression_ratio > config.compression_ratio_threshold:
+            loop = True
+            dropped += 1
+            continue
+        kept.extend(segment.words)
+    words, cut = cut_repetition(kept, config.max_ngram_repeats)
+    return Screened(tuple(words), loop or cut, dropped)

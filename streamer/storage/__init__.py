@@ -1,0 +1,1 @@
+"""Persistence of transcripts and their exports."""
