@@ -60,7 +60,7 @@ class DecodeConfig:
     trim_after: float = 12.0
     """Once the uncommitted buffer is longer than this (seconds), it is cut at the last committed word."""
     max_buffer: float = 20.0
-    """The buffer never grows past this: the hypothesis is force-committed up to `force_keep` before the end."""
+    """The buffer never grows past this: the hypothesis is then force-committed up to `force_keep`."""
     force_keep: float = 2.0
     """Seconds at the end of the buffer that a forced commit leaves uncommitted."""
     prompt_chars: int = 200

@@ -33,7 +33,9 @@ def normalize_word(text: str) -> str:
 
 
 def _same(a: Sequence[Word], b: Sequence[Word]) -> bool:
-    return len(a) == len(b) and all(normalize_word(x.text) == normalize_word(y.text) for x, y in zip(a, b, strict=True))
+    return len(a) == len(b) and all(
+        normalize_word(x.text) == normalize_word(y.text) for x, y in zip(a, b, strict=True)
+    )
 
 
 class LocalAgreement:
