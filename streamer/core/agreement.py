@@ -18,6 +18,7 @@ from streamer.events import Word
 
 OVERLAP_TOLERANCE = 0.1
 """Seconds: a new word starting this much before the committed end still counts as new."""
+MIDPOINT_FILTER = 0.0
 MAX_OVERLAP_NGRAM = 5
 TAIL_GUARD = 0.3
 """Seconds: a word ending this close to the end of a decoded window may be cut off and is not committed on
@@ -58,7 +59,10 @@ class LocalAgreement:
     def new_words(self, words: Sequence[Word]) -> list[Word]:
         """The part of a hypothesis that lies after the committed prefix."""
         end = self.committed_end
-        fresh = [w for w in words if w.start > end - OVERLAP_TOLERANCE]
+        if MIDPOINT_FILTER:
+            fresh = [w for w in words if (w.start + w.end) / 2 > end]
+        else:
+            fresh = [w for w in words if w.start > end - OVERLAP_TOLERANCE]
         if fresh and self.committed and abs(fresh[0].start - end) < OVERLAP_WINDOW:
             for size in range(min(MAX_OVERLAP_NGRAM, len(fresh), len(self.committed)), 0, -1):
                 if _same(self.committed[-size:], fresh[:size]):

@@ -91,7 +91,8 @@ class UtteranceDecoder:
         words = [_shift(w, plan.start, plan.end) for w in screened.words] if screened else []
         loop = bool(screened and screened.loop)
         if plan.final:
-            committed = self.agreement.finish(words)
+            # A failed final decode keeps what the partials already showed.
+            committed = self.agreement.finish(words if screened is not None else self.agreement.unstable)
             self.done = True
             return Outcome(tuple(committed), (), loop, done=True)
         committed = self.agreement.insert(words, plan.end) if screened else []

@@ -48,7 +48,7 @@ HALLUCINATION_NO_SPEECH = 0.2
 
 MAX_LOOP_NGRAM = 6
 
-_NON_WORD = re.compile(r"[^a-z0-9' ]+")
+_NON_WORD = re.compile(r"[^\w' ]+")
 
 
 def normalize_text(text: str) -> str:

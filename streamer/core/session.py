@@ -131,6 +131,9 @@ class StreamSession:
 
     def _drop_old_audio(self) -> None:
         keep_from = self.time - PREROLL_SECONDS
+        pending = self._segmenter.pending_start
+        if pending is not None:
+            keep_from = min(keep_from, pending)
         if self._decoders:
             keep_from = min(keep_from, min(d.window_start for d in self._decoders))
         drop = int((keep_from - self._origin) * SAMPLE_RATE)

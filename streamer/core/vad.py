@@ -52,6 +52,13 @@ class VadSegmenter:
         return self._next_id - 1 if self.speaking else None
 
     @property
+    def pending_start(self) -> float | None:
+        """Where an utterance would start if the speech now being detected is confirmed."""
+        if self._state is not _State.CANDIDATE:
+            return None
+        return max(self._floor, self._time(self._first_speech) - self.config.speech_pad)
+
+    @property
     def time(self) -> float:
         return self._time(self._frames)
 
@@ -81,6 +88,8 @@ class VadSegmenter:
         if frame - self._last_speech >= self._min_silence_frames:
             return [self._end(self._time(self._last_speech + 1) + self.config.speech_pad)]
         if self._time(self._frames) - self._start_time >= self.config.max_utterance:
+            if self._last_speech < frame:  # in a pause: just end here; resumed speech opens a new one
+                return [self._end(self._time(self._last_speech + 1) + self.config.speech_pad)]
             now = self._time(self._frames)
             ended = self._end(now)
             self._state = _State.SPEAKING
