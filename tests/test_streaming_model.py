@@ -1,4 +1,4 @@
-"""The streaming pipeline end to end with the real tiny.en model, the real Silero VAD and real recorded speech.
+"""The streaming pipeline end to end: the real tiny.en model, the real Silero VAD, real recorded speech.
 
 Accuracy is scored against the evaluation set's references with a Whisper-style English normaliser.
 """
