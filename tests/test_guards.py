@@ -67,7 +67,7 @@ def test_non_speech_segment_is_dropped() -> None:
     [
         (0.9, -0.5),  # high no-speech probability but a confident decode
         (0.3, -2.0),  # an unsure decode but no no-speech signal
-        (0.6, -1.5),  # exactly at the no-speech threshold is not above it
+        (0.3, -1.5),  # exactly at the weak-segment no-speech bound is not above it
     ],
 )
 def test_non_speech_needs_both_signals(no_speech_prob: float, avg_logprob: float) -> None:
@@ -219,3 +219,24 @@ def test_non_latin_words_are_not_mistaken_for_a_loop(text: str) -> None:
     kept, loop = cut_repetition(original, max_repeats=3)
     assert kept == list(original)
     assert not loop
+
+
+@pytest.mark.parametrize(
+    ("text", "no_speech_prob", "probability"),
+    [
+        ("and then we'll see you next time.", 0.44, 0.5),  # measured on lf04: some no-speech signal
+        ("for the next one.", 0.05, 0.08),  # no no-speech signal, but words the model barely believes
+    ],
+)
+def test_weak_trailing_segments_are_dropped(text: str, no_speech_prob: float, probability: float) -> None:
+    spoken = segment("Prisoners were committed to it without reference to its capacity.")
+    made_up = segment(text, avg_logprob=-1.4, no_speech_prob=no_speech_prob, probability=probability)
+    screened = screen([spoken, made_up], CONFIG)
+    assert texts(screened.words)[-1] == "capacity."
+    assert screened.dropped == 1
+
+
+def test_punctuation_only_words_are_dropped() -> None:
+    spoken = segment("Glad to see you again, Phil.")
+    dot = segment(".", avg_logprob=-0.5, no_speech_prob=0.1)
+    assert texts(screen([spoken, dot], CONFIG).words) == ["Glad", "to", "see", "you", "again,", "Phil."]

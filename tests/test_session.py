@@ -433,9 +433,9 @@ def test_hypotheses_that_never_agree_are_force_committed_at_max_buffer() -> None
 
 def test_max_utterance_split_loses_and_repeats_no_word() -> None:
     config = StreamConfig(vad=VadConfig(max_utterance=10.0))
-    script = Script(regions=((0.5, 25.0),), total=26.0)
+    script = Script(regions=((0.5, 40.0),), total=41.0)
     trace, _ = run(script, config)
-    assert len(trace.of(SpeechStarted)) == 3
+    assert len(trace.of(SpeechStarted)) == 3  # split every max_utterance + SPLIT_GRACE of unbroken speech
     assert_captions_consistent(trace, script)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streamer.config import VadConfig
-from streamer.core.vad import FRAME_SECONDS, VadSegmenter
+from streamer.core.vad import FRAME_SECONDS, SPLIT_GRACE, VadSegmenter
 from streamer.events import SpeechEnded, SpeechStarted
 
 SPEECH = 0.9
@@ -149,9 +149,10 @@ def test_threshold_itself_counts_as_speech() -> None:
     assert len(events(frames((CONFIG.threshold, 20), (SILENCE, 40)))) == 2
 
 
-def test_max_utterance_splits_into_contiguous_utterances() -> None:
+def test_max_utterance_splits_unbroken_speech_after_the_grace_period() -> None:
     config = VadConfig(max_utterance=5.0)
-    out = run(frames((SPEECH, round(17.0 / FRAME_SECONDS)), (SILENCE, 40)), config)
+    limit = config.max_utterance + SPLIT_GRACE
+    out = run(frames((SPEECH, round(32.0 / FRAME_SECONDS)), (SILENCE, 40)), config)
     evs = [e for _, e in out]
     starts = [e for e in evs if isinstance(e, SpeechStarted)]
     ends = [e for e in evs if isinstance(e, SpeechEnded)]
@@ -163,11 +164,27 @@ def test_max_utterance_splits_into_contiguous_utterances() -> None:
         assert next_start.time == end.time
         assert evs.index(end) + 1 == evs.index(next_start)
     for start, end in zip(starts[:3], ends[:3], strict=True):
-        assert end.time - start.time == pytest.approx(config.max_utterance, abs=FRAME_SECONDS)
+        assert end.time - start.time == pytest.approx(limit, abs=FRAME_SECONDS)
     # The split is emitted when it happens, not later.
     first_split_frame = next(i for i, e in out if isinstance(e, SpeechEnded))
     assert t(first_split_frame + 1) == pytest.approx(ends[0].time)
-    assert ends[-1].time == pytest.approx(17.0 + config.speech_pad, abs=FRAME_SECONDS)
+    assert ends[-1].time == pytest.approx(32.0 + config.speech_pad, abs=FRAME_SECONDS)
+
+
+def test_max_utterance_ends_a_long_utterance_at_its_next_short_pause() -> None:
+    config = VadConfig(max_utterance=5.0)
+    speech = round(2.0 / FRAME_SECONDS)
+    # Speech in 2 s runs separated by one-frame pauses (far shorter than min_silence).
+    pattern = []
+    for _ in range(5):
+        pattern += [(SPEECH, speech), (SILENCE, 1)]
+    out = run(frames(*pattern, (SILENCE, 40)), config)
+    ends = [e for _, e in out if isinstance(e, SpeechEnded)]
+    starts = [e for _, e in out if isinstance(e, SpeechStarted)]
+    assert len(starts) == len(ends) == 2
+    # The first pause after 5 s is the one after the third run, at 3 runs + 2 pauses.
+    assert ends[0].time == pytest.approx(3 * speech * FRAME_SECONDS + 2 * FRAME_SECONDS, abs=0.01)
+    assert starts[1].time >= ends[0].time
 
 
 def test_max_utterance_split_during_a_pause_opens_no_speechless_utterance() -> None:

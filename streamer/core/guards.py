@@ -46,6 +46,12 @@ HALLUCINATION_MAX_PROBABILITY = 0.6
 flagged by the no-speech probability either."""
 HALLUCINATION_NO_SPEECH = 0.2
 
+WEAK_SEGMENT_NO_SPEECH = 0.3
+WEAK_SEGMENT_WORD_PROBABILITY = 0.4
+"""A segment with avg_logprob below the threshold is dropped as made up when its no-speech probability is
+above WEAK_SEGMENT_NO_SPEECH or its words' mean probability is below WEAK_SEGMENT_WORD_PROBABILITY: Whisper
+appends such segments ("see you next time") after the last word of an utterance."""
+
 MAX_LOOP_NGRAM = 6
 
 _NON_WORD = re.compile(r"[^\w' ]+")
@@ -69,10 +75,23 @@ class Screened:
     """Segments dropped as non-speech or hallucination."""
 
 
+def _mean_probability(segment: DecodedSegment) -> float:
+    if not segment.words:
+        return 0.0
+    return sum(w.probability for w in segment.words) / len(segment.words)
+
+
 def _is_non_speech(segment: DecodedSegment, config: DecodeConfig) -> bool:
+    if segment.avg_logprob >= config.logprob_threshold:
+        return False
     return (
-        segment.no_speech_prob > config.no_speech_threshold and segment.avg_logprob < config.logprob_threshold
+        segment.no_speech_prob > min(config.no_speech_threshold, WEAK_SEGMENT_NO_SPEECH)
+        or _mean_probability(segment) < WEAK_SEGMENT_WORD_PROBABILITY
     )
+
+
+def _has_letters(word: Word) -> bool:
+    return any(ch.isalnum() for ch in word.text)
 
 
 def _is_hallucination(segment: DecodedSegment) -> bool:
@@ -80,9 +99,9 @@ def _is_hallucination(segment: DecodedSegment) -> bool:
         return False
     if not segment.words:
         return True
-    mean_probability = sum(w.probability for w in segment.words) / len(segment.words)
     return (
-        mean_probability < HALLUCINATION_MAX_PROBABILITY or segment.no_speech_prob > HALLUCINATION_NO_SPEECH
+        _mean_probability(segment) < HALLUCINATION_MAX_PROBABILITY
+        or segment.no_speech_prob > HALLUCINATION_NO_SPEECH
     )
 
 
@@ -119,6 +138,6 @@ def screen(segments: Sequence[DecodedSegment], config: DecodeConfig) -> Screened
             loop = True
             dropped += 1
             continue
-        kept.extend(segment.words)
+        kept.extend(w for w in segment.words if _has_letters(w))
     words, cut = cut_repetition(kept, config.max_ngram_repeats)
     return Screened(tuple(words), loop or cut, dropped)

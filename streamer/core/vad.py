@@ -7,7 +7,9 @@ Pure state machine, one instance per stream. Rules (all thresholds in `VadConfig
   that meets `min_silence` of silence first is dropped: short clicks and noise cost no decodes.
 - Speaking -> idle: after `min_silence` seconds of frames below `neg_threshold`; the utterance ends
   `speech_pad` after its last speech frame.
-- An utterance reaching `max_utterance` seconds is closed and a new one opened at the same instant.
+- An utterance longer than `max_utterance` seconds ends at its next pause, even a single frame below
+  `neg_threshold` (cut there, without padding); one that finds no pause within `SPLIT_GRACE` more seconds is
+  cut where it is and a new one opened at the same instant.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from streamer.config import SAMPLE_RATE, VAD_FRAME_SAMPLES, VadConfig
 from streamer.events import SpeechEnded, SpeechStarted
 
 FRAME_SECONDS = VAD_FRAME_SAMPLES / SAMPLE_RATE
+SPLIT_GRACE = 5.0
+"""Seconds past `max_utterance` to wait for a pause before cutting mid-speech."""
 
 
 class _State(Enum):
@@ -87,9 +91,12 @@ class VadSegmenter:
             return self._maybe_confirm()
         if frame - self._last_speech >= self._min_silence_frames:
             return [self._end(self._time(self._last_speech + 1) + self.config.speech_pad)]
-        if self._time(self._frames) - self._start_time >= self.config.max_utterance:
-            if self._last_speech < frame:  # in a pause: just end here; resumed speech opens a new one
-                return [self._end(self._time(self._last_speech + 1) + self.config.speech_pad)]
+        length = self._time(self._frames) - self._start_time
+        if length >= self.config.max_utterance:
+            if is_silence:  # a pause: end here; speech that resumes opens a new utterance
+                return [self._end(self._time(frame))]
+            if length < self.config.max_utterance + SPLIT_GRACE:
+                return []
             now = self._time(self._frames)
             ended = self._end(now)
             self._state = _State.SPEAKING
