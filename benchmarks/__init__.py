@@ -1,0 +1,1 @@
+"""Streamer benchmarks: accuracy, latency, cost and concurrency."""

@@ -1,0 +1,161 @@
+"""Accuracy, latency and cost of one live stream against offline transcription of the same file.
+
+    python -m benchmarks.streaming [--files ID_OR_PATH ...] [--evaldata DIR] [--interval S] [--out FILE]
+
+For each file: the streaming pipeline in a simulated live run (decodes take their real time; see
+`live_sim`), and the same model transcribing the whole file at once (the accuracy floor). Prints a Markdown
+table and writes it under `benchmarks/results/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.live_sim import simulate_live
+from streamer.audiofile import read_audio
+from streamer.config import DecodeConfig, StreamConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_EVALDATA = ROOT.parent / "shared" / "evaldata"
+DEFAULT_FILES = (
+    "lf03_ljspeech_lj001_0001-0032",
+    "lf02_pm_printing_prisons_lj001_lj002",
+    "lf04_multispeaker_turns_assembled",
+)
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    audio: Path
+    reference: str
+
+
+def load_items(evaldata: Path, names: list[str]) -> list[Item]:
+    rows = {}
+    with (evaldata / "manifest.tsv").open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            rows[row["id"]] = row
+    items = []
+    for name in names:
+        row = rows[name]
+        ref_file = row.get("spoken_reference_file") or row["reference_file"]
+        reference = " ".join((evaldata / ref_file).read_text(encoding="utf-8").split())
+        items.append(Item(name, evaldata / row["audio_file"], reference))
+    return items
+
+
+def scorer():
+    import jiwer
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    normalizer = EnglishTextNormalizer()
+
+    def wer(reference: str, hypothesis: str) -> float:
+        return float(jiwer.wer(normalizer(reference), normalizer(hypothesis) or "<empty>"))
+
+    return wer
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--files", nargs="*", default=list(DEFAULT_FILES))
+    parser.add_argument("--evaldata", type=Path, default=DEFAULT_EVALDATA)
+    parser.add_argument("--interval", type=float, default=DecodeConfig().interval)
+    parser.add_argument("--model", default="tiny.en")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    from streamer.config import ModelConfig
+    from streamer.engines.silero import SileroVad
+    from streamer.engines.whisper import WhisperTranscriber
+
+    transcriber = WhisperTranscriber(ModelConfig(name=args.model))
+    detector = SileroVad()
+    wer = scorer()
+    config = StreamConfig(decode=DecodeConfig(interval=args.interval))
+    rows = []
+    all_first: list[float] = []
+    all_final: list[float] = []
+    for item in load_items(args.evaldata, args.files):
+        audio = read_audio(item.audio)
+        run = simulate_live(audio, transcriber, detector, config)
+        cpu0 = time.process_time()
+        segments, _ = transcriber.model.transcribe(audio, language="en", beam_size=1, temperature=0.0)
+        offline_text = " ".join(s.text for s in segments)
+        offline_cpu = time.process_time() - cpu0
+        first, final = run.word_delays()
+        all_first += first
+        all_final += final
+        stream_wer, offline_wer = wer(item.reference, run.text), wer(item.reference, offline_text)
+        rows.append(
+            (
+                item.id,
+                f"{run.audio_seconds:.0f}",
+                f"{100 * stream_wer:.2f}",
+                f"{100 * offline_wer:.2f}",
+                f"{stream_wer / offline_wer:.2f}" if offline_wer else "-",
+                f"{percentile(first, 50):.2f} / {percentile(first, 90):.2f}",
+                f"{percentile(final, 50):.2f} / {percentile(final, 90):.2f} / {percentile(final, 95):.2f}",
+                f"{np.mean(final):.2f}",
+                f"{run.cpu_seconds / run.audio_seconds:.3f}",
+                f"{offline_cpu / run.audio_seconds:.3f}",
+                f"{run.cpu_seconds / offline_cpu:.1f}",
+                f"{len(run.decode_seconds)} ({np.mean(run.decode_seconds):.2f} s)",
+            )
+        )
+        print(f"done {item.id}: streaming WER {stream_wer:.4f}, offline {offline_wer:.4f}", flush=True)
+    header = (
+        "file",
+        "audio s",
+        "stream WER %",
+        "offline WER %",
+        "ratio",
+        "first partial p50/p90 s",
+        "final p50/p90/p95 s",
+        "final mean s",
+        "stream CPU s/s",
+        "offline CPU s/s",
+        "CPU ratio",
+        "decodes (mean s)",
+    )
+    lines = [
+        f"# Streaming vs offline, {dt.date.today()} on {platform.node() or 'this machine'}",
+        "",
+        f"Model {transcriber.name}, {transcriber.device}/{transcriber.compute_type}; partial decode interval "
+        f"{args.interval} s; simulated live run (each decode takes its measured time). Latencies are from "
+        "each word's end (its own timestamp) to its first appearance in a partial and to its final.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(r) + " |" for r in rows),
+        "",
+        f"All files: first partial p50 {percentile(all_first, 50):.2f} s; "
+        f"final p50 {percentile(all_final, 50):.2f} s, p95 {percentile(all_final, 95):.2f} s, "
+        f"mean {np.mean(all_final):.2f} s.",
+    ]
+    report = "\n".join(lines) + "\n"
+    print(report)
+    out = args.out or ROOT / "benchmarks" / "results" / f"{dt.date.today()}-{platform.machine()}-streaming.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report, encoding="utf-8")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
