@@ -18,6 +18,8 @@ from typing import TextIO
 from streamer.config import DecodeConfig, ModelConfig, StreamConfig, TranscriptConfig, VadConfig
 from streamer.errors import StreamerError
 from streamer.events import CaptionEvent, Final, Partial
+from streamer.server.commands import HANDLERS as SERVER_HANDLERS
+from streamer.server.commands import add_commands as add_server_commands
 
 logger = logging.getLogger("streamer")
 
@@ -84,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     transcribe.add_argument("--quiet", action="store_true", help="print only the final captions")
     _add_model_options(transcribe)
+    add_server_commands(commands)
     return parser
 
 
@@ -190,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handlers = {"transcribe": cmd_transcribe}
+    handlers = {"transcribe": cmd_transcribe, **SERVER_HANDLERS}
     try:
         return handlers[args.command](args)
     except StreamerError as exc:

@@ -60,7 +60,7 @@ class MessageTooBig(ProtocolError):
     code = "message_too_big"
 
 
-# -- client messages ------------------------------------------------------------------------------------------
+# -- client messages ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +99,8 @@ ClientMessage = StartMessage | EndMessage
 def validate_session_id(value: object) -> str:
     if not isinstance(value, str) or not SESSION_ID_PATTERN.match(value):
         raise InvalidMessage(
-            "session must be 1-64 characters of letters, digits, '_', '.', '-', starting with a letter or digit"
+            "session must be 1-64 characters of letters, digits, '_', '.', '-', "
+            "starting with a letter or digit"
         )
     return value
 
@@ -185,7 +186,7 @@ class SpeakerProtocol:
         return data
 
 
-# -- server messages ------------------------------------------------------------------------------------------
+# -- server messages ------------------------------------------------------------------------------------
 
 
 def encode(message: dict[str, Any]) -> str:
@@ -208,15 +209,25 @@ def event_message(event: CaptionEvent) -> str:
             }
         )
     if isinstance(event, SpeechStarted):
-        return encode({"type": "speech_started", "utterance_id": event.utterance_id, "time": round(event.time, 3)})
+        return encode(
+            {"type": "speech_started", "utterance_id": event.utterance_id, "time": round(event.time, 3)}
+        )
     if isinstance(event, SpeechEnded):
-        return encode({"type": "speech_ended", "utterance_id": event.utterance_id, "time": round(event.time, 3)})
+        return encode(
+            {"type": "speech_ended", "utterance_id": event.utterance_id, "time": round(event.time, 3)}
+        )
     raise TypeError(f"not a caption event: {event!r}")
 
 
 def ready_message(session: str, resumed: bool, time: float) -> str:
     return encode(
-        {"type": "ready", "version": PROTOCOL_VERSION, "session": session, "resumed": resumed, "time": round(time, 3)}
+        {
+            "type": "ready",
+            "version": PROTOCOL_VERSION,
+            "session": session,
+            "resumed": resumed,
+            "time": round(time, 3),
+        }
     )
 
 
@@ -224,7 +235,14 @@ def history_message(session: str, finals: Iterable[Final], total: int, live: boo
     """What a viewer receives on joining: the last finals (all, or the server's limit) and the count."""
     items = [f.to_json() for f in finals]
     return encode(
-        {"type": "history", "version": PROTOCOL_VERSION, "session": session, "live": live, "total": total, "finals": items}
+        {
+            "type": "history",
+            "version": PROTOCOL_VERSION,
+            "session": session,
+            "live": live,
+            "total": total,
+            "finals": items,
+        }
     )
 
 
@@ -246,7 +264,7 @@ def speaker_message(kind: str, session: str) -> str:
 
 
 def parse_server_text(text: str) -> dict[str, Any]:
-    """A server message as a dict (for clients); raises `MalformedMessage` if it is not a typed JSON object."""
+    """A server message as a dict (for clients); raises `MalformedMessage` unless it is a typed object."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError:

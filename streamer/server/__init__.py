@@ -1,0 +1,1 @@
+"""The live captioning server: websocket handlers, rooms and viewer fan-out, the inference scheduler, HTTP."""

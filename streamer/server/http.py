@@ -1,0 +1,191 @@
+"""The small HTTP API, served from websockets' ``process_request`` hook (no other web framework).
+
+Routes (GET only):
+- ``/healthz``: liveness, JSON.
+- ``/metrics``: Prometheus text.
+- ``/sessions``: every session, JSON list; ``/sessions/{id}``: one session's info.
+- ``/sessions/{id}/transcript.{md,srt,vtt,txt,json}``: the transcript rendered from the journal (live or
+  ended sessions alike).
+- ``/ws/speak`` and ``/ws/view``: go on to the websocket handshake.
+Session routes need the viewer (or speaker) token when a viewer token is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import json
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from streamer.server.auth import check_viewer, request_token
+from streamer.server.context import ServerContext
+from streamer.server.errors import ConnectionRefused
+from streamer.server.metrics import Exposition
+from streamer.storage.exports import MEDIA_TYPES, render
+
+WEBSOCKET_PATHS = ("/ws/speak", "/ws/view")
+SESSION_ROUTE = re.compile(r"^/sessions/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})(?:/transcript\.([a-z]+))?/?$")
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _response(status: http.HTTPStatus, body: str | bytes, content_type: str) -> Response:
+    data = body.encode() if isinstance(body, str) else body
+    headers = Headers(
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(data))),
+            ("Cache-Control", "no-store"),
+            ("Connection", "close"),
+        ]
+    )
+    return Response(status.value, status.phrase, headers, data)
+
+
+def _json(status: http.HTTPStatus, payload: Any) -> Response:
+    return _response(status, json.dumps(payload, ensure_ascii=False, indent=2) + "\n", "application/json")
+
+
+def _error(status: http.HTTPStatus, message: str) -> Response:
+    return _json(status, {"error": status.phrase.lower().replace(" ", "_"), "message": message})
+
+
+class HttpRoutes:
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+
+    async def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path in WEBSOCKET_PATHS:
+            if not self.ctx.accepting:
+                return _error(http.HTTPStatus.SERVICE_UNAVAILABLE, "the server is shutting down")
+            if request.headers.get("Upgrade", "").lower() != "websocket":
+                return _error(http.HTTPStatus.UPGRADE_REQUIRED, f"{path} is a websocket endpoint")
+            return None
+        if path == "/healthz":
+            return self.healthz()
+        if path == "/metrics":
+            return _response(http.HTTPStatus.OK, metrics_text(self.ctx), METRICS_TYPE)
+        if path == "/sessions" or path.startswith("/sessions/"):
+            try:
+                check_viewer(self.ctx.config, request_token(request))
+            except ConnectionRefused as exc:
+                return _error(http.HTTPStatus.UNAUTHORIZED, str(exc))
+            return await self.sessions(path)
+        return _error(http.HTTPStatus.NOT_FOUND, f"no route {path}")
+
+    def healthz(self) -> Response:
+        ctx = self.ctx
+        return _json(
+            http.HTTPStatus.OK if ctx.accepting else http.HTTPStatus.SERVICE_UNAVAILABLE,
+            {
+                "status": "ok" if ctx.accepting else "shutting_down",
+                "model": ctx.model_name,
+                "speakers": ctx.registry.speakers(),
+                "viewers": ctx.registry.viewers(),
+            },
+        )
+
+    async def sessions(self, path: str) -> Response:
+        registry = self.ctx.registry
+        if path.rstrip("/") == "/sessions":
+            return _json(http.HTTPStatus.OK, await registry.sessions())
+        match = SESSION_ROUTE.match(path)
+        if match is None:
+            return _error(http.HTTPStatus.NOT_FOUND, f"no route {path}")
+        session_id, fmt = match.groups()
+        room = await registry.get(session_id)
+        if room is None:
+            return _error(http.HTTPStatus.NOT_FOUND, f"no session {session_id!r}")
+        try:
+            if fmt is None:
+                return _json(http.HTTPStatus.OK, room.info())
+            if fmt not in MEDIA_TYPES:
+                return _error(
+                    http.HTTPStatus.NOT_FOUND, f"unknown format {fmt!r}; use one of {', '.join(MEDIA_TYPES)}"
+                )
+            finals = list(room.finals)
+            document = await asyncio.to_thread(
+                render, fmt, finals, self.ctx.config.transcript, title=room.title
+            )
+            return _response(http.HTTPStatus.OK, document, MEDIA_TYPES[fmt])
+        finally:
+            registry.discard_if_unused(room)
+
+
+def metrics_text(ctx: ServerContext) -> str:
+    metrics, scheduler, registry = ctx.metrics, ctx.scheduler, ctx.registry
+    out = Exposition()
+    out.single("streamer_speakers", "gauge", "Live speaker sessions.", registry.speakers())
+    out.single("streamer_viewers", "gauge", "Connected viewers.", registry.viewers())
+    out.single("streamer_rooms", "gauge", "Sessions held in memory.", len(registry.rooms))
+    out.single(
+        "streamer_audio_seconds_total",
+        "counter",
+        "Seconds of audio received.",
+        round(metrics.audio_seconds, 3),
+    )
+    out.single("streamer_finals_total", "counter", "Finals journaled and sent.", metrics.finals)
+    out.single("streamer_speakers_accepted_total", "counter", "Speakers admitted.", metrics.speakers_accepted)
+    out.metric(
+        "streamer_speakers_refused_total",
+        "counter",
+        "Speakers refused by admission control, by reason.",
+        [({"reason": k}, v) for k, v in sorted(metrics.speakers_refused.items())],
+    )
+    out.single("streamer_viewers_accepted_total", "counter", "Viewers that joined.", metrics.viewers_accepted)
+    out.single(
+        "streamer_viewer_messages_dropped_total",
+        "counter",
+        "Messages dropped for slow subscribers (partials first).",
+        metrics.viewer_messages_dropped,
+    )
+    out.single(
+        "streamer_viewers_disconnected_slow_total",
+        "counter",
+        "Subscribers disconnected because their queue overflowed with finals.",
+        metrics.viewers_dropped_slow,
+    )
+    out.metric(
+        "streamer_connection_errors_total",
+        "counter",
+        "Connections ended by an error, by error code.",
+        [({"code": k}, v) for k, v in sorted(metrics.connection_errors.items())],
+    )
+    out.single("streamer_decode_queue_depth", "gauge", "Decode requests waiting.", scheduler.queue_depth)
+    out.single("streamer_decode_running", "gauge", "Decode requests running.", scheduler.running)
+    out.single("streamer_decode_requests_total", "counter", "Decode requests run.", scheduler.stats.requests)
+    out.single(
+        "streamer_decode_batches_total", "counter", "Decode calls (batches) run.", scheduler.stats.batches
+    )
+    out.single(
+        "streamer_decode_failures_total", "counter", "Decode calls that failed.", scheduler.stats.failures
+    )
+    out.single(
+        "streamer_model_busy_ratio",
+        "gauge",
+        "Fraction of the last 10 s the model was busy.",
+        scheduler.busy_fraction(),
+    )
+    out.single(
+        "streamer_projected_load",
+        "gauge",
+        "Projected model utilisation of the live speakers (admission refuses above the headroom).",
+        round(scheduler.projected_load(registry.speakers()), 4),
+    )
+    out.histogram("streamer_decode_seconds", "Wall time of each decode call.", scheduler.stats.decode_seconds)
+    out.histogram(
+        "streamer_decode_wait_seconds", "Time decode requests spent queued.", scheduler.stats.wait_seconds
+    )
+    out.metric(
+        "streamer_session_lag_seconds",
+        "gauge",
+        "Seconds of speech not yet decoded, per live session.",
+        [({"session": room.session_id}, round(room.lag(), 3)) for room in registry.live_rooms()],
+    )
+    return out.text()
