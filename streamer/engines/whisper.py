@@ -1,5 +1,9 @@
 """The faster-whisper adapter behind the `Transcriber` interface.
 
+Requests decoded at temperature 0 (all partial decodes, and final ones unless fallback is configured) go
+through `whisper_batch`, one CTranslate2 call per group of compatible requests; the rest through
+faster-whisper's `transcribe`.
+
 It turns `DecodeRequest`s into `DecodeResult`s and nothing else: no VAD (the core already segmented), no
 prompt conditioning across requests (the core sends the prompt), no filtering of non-speech (the core's
 guards decide, from the probabilities reported here).
@@ -15,6 +19,7 @@ from typing import Any
 from streamer.config import ModelConfig
 from streamer.engines.base import DecodedSegment, DecodeRequest, DecodeResult
 from streamer.engines.models import ResolvedModel, resolve_model
+from streamer.engines.whisper_batch import batch_key, decode_batch
 from streamer.errors import ModelNotFoundError
 from streamer.events import Word
 
@@ -76,7 +81,22 @@ class WhisperTranscriber:
         return self.resolved.label
 
     def decode(self, requests: Sequence[DecodeRequest]) -> list[DecodeResult]:
-        return [self._decode_one(r) for r in requests]
+        """Temperature-0 requests run batched (grouped by `batch_key`); fallback requests one by one."""
+        results: dict[int, DecodeResult] = {}
+        groups: dict[tuple[int, bool], list[DecodeRequest]] = {}
+        for request in requests:
+            if tuple(request.temperatures) == (0.0,):
+                groups.setdefault(batch_key(request), []).append(request)
+            else:
+                results[id(request)] = self._decode_one(request)
+        for group in groups.values():
+            try:
+                decoded = decode_batch(self.model, group, self.english_only)
+            except (RuntimeError, ValueError) as exc:
+                logger.exception("batched decode of %d requests failed", len(group))
+                decoded = [DecodeResult(r.stream_id, r.request_id, (), None, error=str(exc)) for r in group]
+            results.update((id(r), d) for r, d in zip(group, decoded, strict=True))
+        return [results[id(r)] for r in requests]
 
     def _decode_one(self, request: DecodeRequest) -> DecodeResult:
         language = "en" if self.english_only else request.language
