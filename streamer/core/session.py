@@ -57,6 +57,7 @@ class StreamSession:
         self._context = context  # committed text before this session started (a resumed transcript)
         self._context_words: deque[Word] = deque(maxlen=256)
         self._in_flight: tuple[int, UtteranceDecoder] | None = None
+        self._last_partial: Partial | None = None
         self._finished = False
         self.start_time = start_time
 
@@ -222,13 +223,14 @@ class StreamSession:
         if outcome.committed or outcome.unstable or outcome.done:
             committed = decoder.committed
             tail = outcome.unstable
-            events.append(
-                Partial(
-                    utterance_id=decoder.utterance_id,
-                    start=committed[0].start if committed else (tail[0].start if tail else decoder.start),
-                    end=tail[-1].end if tail else (committed[-1].end if committed else decoder.start),
-                    stable=join_words(committed),
-                    unstable=join_words(tail),
-                )
+            partial = Partial(
+                utterance_id=decoder.utterance_id,
+                start=committed[0].start if committed else (tail[0].start if tail else decoder.start),
+                end=tail[-1].end if tail else (committed[-1].end if committed else decoder.start),
+                stable=join_words(committed),
+                unstable=join_words(tail),
             )
+            if partial != self._last_partial:  # an unchanged caption is not sent again
+                events.append(partial)
+                self._last_partial = partial
         return events
