@@ -204,3 +204,18 @@ def test_incremental_hypotheses_commit_each_word_once_in_order() -> None:
     committed += agreement.finish(words(" ".join(sentence)))
     assert texts(committed) == sentence
     assert [w.start for w in committed] == sorted(w.start for w in committed)
+
+
+def test_committed_times_never_go_backwards() -> None:
+    agreement = LocalAgreement(2)
+    first = [Word(0.0, 1.0, "cost"), Word(1.0, 2.0, "incurred")]
+    agreement.insert(first, 10.0)
+    agreement.insert(first, 10.0)
+    # Re-decoded audio places the next word 0.06 s before the committed end (within the overlap tolerance).
+    later = [Word(1.94, 2.5, "by"), Word(2.5, 3.0, "casting")]
+    agreement.insert(later, 10.0)
+    committed = agreement.insert(later, 10.0)
+    assert texts(committed) == ["by", "casting"]
+    assert committed[0].start == 2.0 and committed[0].end == 2.5
+    times = [t for w in agreement.committed for t in (w.start, w.end)]
+    assert times == sorted(times)

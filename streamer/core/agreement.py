@@ -103,7 +103,12 @@ class LocalAgreement:
         if count <= 0:
             return []
         latest = self._hypotheses[-1]
-        words = latest[:count]
+        words = []
+        floor = self.committed_end
+        for word in latest[:count]:  # committed times never go backwards
+            start = max(word.start, floor)
+            floor = max(word.end, start)
+            words.append(Word(start, floor, word.text, word.probability) if start != word.start else word)
         self.committed.extend(words)
         for i, hypothesis in enumerate(self._hypotheses):
             self._hypotheses[i] = hypothesis[count:] if len(hypothesis) >= count else []
