@@ -61,6 +61,13 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
         "--max-speakers", type=int, default=defaults.max_speakers, help="hard cap on live speakers"
     )
     serve.add_argument(
+        "--admission-headroom",
+        type=float,
+        default=defaults.admission_headroom,
+        help="projected model load (1.0 = busy all the time) above which new speakers are refused "
+        f"(default {defaults.admission_headroom}; 4 effectively turns the load check off)",
+    )
+    serve.add_argument(
         "--max-batch",
         type=int,
         default=defaults.max_batch,
@@ -128,6 +135,7 @@ def server_config(args: argparse.Namespace) -> Any:
         allow_public_without_auth=args.allow_public_without_auth,
         max_speakers=args.max_speakers,
         max_batch=args.max_batch,
+        admission_headroom=args.admission_headroom,
         history_limit=args.history,
         max_connections_per_address=args.max_connections_per_address,
     )
