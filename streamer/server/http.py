@@ -7,7 +7,12 @@ Routes (GET only):
 - ``/sessions/{id}/transcript.{md,srt,vtt,txt,json}``: the transcript rendered from the journal (live or
   ended sessions alike).
 - ``/ws/speak`` and ``/ws/view``: go on to the websocket handshake.
-Session routes need the viewer (or speaker) token when a viewer token is set.
+- The browser pages (files in ``streamer/web/``, package data): ``/`` (index), ``/speak`` (speaker),
+  ``/overlay`` (OBS browser source), ``/view`` (audience); ``/static/NAME`` for their scripts and styles,
+  NAME being a plain file name (no folders, so no traversal) with a known extension; and
+  ``/static/config.json``, the settings the pages mirror (the paragraph interval of the exports).
+Session routes need the viewer (or speaker) token when a viewer token is set; the pages need none (they pass
+their own ``?token=`` on to the websocket and transcript URLs).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import asyncio
 import http
 import json
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,14 +39,44 @@ WEBSOCKET_PATHS = ("/ws/speak", "/ws/view")
 SESSION_ROUTE = re.compile(r"^/sessions/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})(?:/transcript\.([a-z]+))?/?$")
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+PAGES = {"/": "index.html", "/speak": "speak.html", "/overlay": "overlay.html", "/view": "view.html"}
+STATIC_PREFIX = "/static/"
+STATIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*$")
+STATIC_TYPES: dict[str, str] = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".json": "application/json",
+}
+"""Extensions served from `WEB_DIR`, with their content types; anything else is a 404."""
+STATIC_HEADERS: tuple[tuple[str, str], ...] = (
+    ("Cache-Control", "no-cache"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),  # page URLs may carry ?token=
+)
+PAGE_POLICY = (
+    "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; "
+    "script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'"
+)
+"""Content-Security-Policy of the pages: their own scripts and styles only, websockets to any host."""
 
-def _response(status: http.HTTPStatus, body: str | bytes, content_type: str) -> Response:
+
+def _response(
+    status: http.HTTPStatus,
+    body: str | bytes,
+    content_type: str,
+    extra: tuple[tuple[str, str], ...] = (("Cache-Control", "no-store"),),
+) -> Response:
     data = body.encode() if isinstance(body, str) else body
     headers = Headers(
         [
             ("Content-Type", content_type),
             ("Content-Length", str(len(data))),
-            ("Cache-Control", "no-store"),
+            *extra,
             ("Connection", "close"),
         ]
     )
@@ -77,7 +113,19 @@ class HttpRoutes:
             except ConnectionRefused as exc:
                 return _error(http.HTTPStatus.UNAUTHORIZED, str(exc))
             return await self.sessions(path)
+        page = PAGES.get(path.rstrip("/") or "/")
+        if page is not None:
+            return await static_file(page)
+        if path == STATIC_PREFIX + "config.json":
+            return self.web_config()
+        if path.startswith(STATIC_PREFIX):
+            return await static_file(path.removeprefix(STATIC_PREFIX))
         return _error(http.HTTPStatus.NOT_FOUND, f"no route {path}")
+
+    def web_config(self) -> Response:
+        transcript = self.ctx.config.transcript
+        body = json.dumps({"version": 1, "paragraph_minutes": transcript.paragraph_minutes})
+        return _response(http.HTTPStatus.OK, body, "application/json", STATIC_HEADERS)
 
     def healthz(self) -> Response:
         ctx = self.ctx
@@ -116,6 +164,35 @@ class HttpRoutes:
             return _response(http.HTTPStatus.OK, document, MEDIA_TYPES[fmt])
         finally:
             registry.discard_if_unused(room)
+
+
+def _read_static(name: str) -> tuple[bytes, str] | None:
+    """(content, content type) of the web file `name`, or ``None`` if there is no such servable file."""
+    if not STATIC_NAME.match(name):
+        return None
+    content_type = STATIC_TYPES.get(Path(name).suffix.lower())
+    if content_type is None:
+        return None
+    root = WEB_DIR.resolve()
+    path = (root / name).resolve()
+    if path.parent != root or not path.is_file():
+        return None
+    try:
+        return path.read_bytes(), content_type
+    except OSError:
+        return None
+
+
+async def static_file(name: str) -> Response:
+    """One file of the browser pages (see the module docstring); 404 for anything else."""
+    found = await asyncio.to_thread(_read_static, name)
+    if found is None:
+        return _error(http.HTTPStatus.NOT_FOUND, f"no file {name!r}")
+    data, content_type = found
+    extra = STATIC_HEADERS
+    if content_type.startswith("text/html"):
+        extra = (*extra, ("Content-Security-Policy", PAGE_POLICY))
+    return _response(http.HTTPStatus.OK, data, content_type, extra)
 
 
 def metrics_text(ctx: ServerContext) -> str:
