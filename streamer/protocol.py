@@ -22,6 +22,7 @@ from typing import Any
 from streamer.core.audio import AudioFormat
 from streamer.errors import AudioFormatError, StreamerError
 from streamer.events import CaptionEvent, Final, Partial, SpeechEnded, SpeechStarted
+from streamer.sinks.spec import InvalidSinkSpec, SinkSpec, parse_sink_specs
 
 PROTOCOL_VERSION = 1
 SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -72,6 +73,8 @@ class StartMessage:
     language: str | None = None
     title: str | None = None
     version: int = PROTOCOL_VERSION
+    sinks: tuple[SinkSpec, ...] = ()
+    """Caption destinations (Zoom, YouTube Live, webhook) the session forwards its finals to."""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -85,6 +88,8 @@ class StartMessage:
             value = getattr(self, key)
             if value is not None:
                 data[key] = value
+        if self.sinks:
+            data["sinks"] = [sink.to_json() for sink in self.sinks]
         return data
 
 
@@ -125,12 +130,17 @@ def _parse_start(data: dict[str, Any]) -> StartMessage:
     except AudioFormatError as exc:
         raise UnsupportedAudio(str(exc)) from exc
     session = data.get("session")
+    try:
+        sinks = parse_sink_specs(data.get("sinks", []))
+    except InvalidSinkSpec as exc:
+        raise InvalidMessage(str(exc)) from None
     return StartMessage(
         audio=audio,
         session=None if session is None else validate_session_id(session),
         language=_optional_str(data, "language", MAX_LANGUAGE_CHARS),
         title=_optional_str(data, "title", MAX_TITLE_CHARS),
         version=PROTOCOL_VERSION,
+        sinks=sinks,
     )
 
 

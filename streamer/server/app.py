@@ -7,8 +7,9 @@ Graceful shutdown, in named steps:
 1. stop accepting: the listening socket closes, new handshakes get HTTP 503;
 2. finish speakers: each live session finalises its open utterance, journals and sends every final, and
    its speaker gets ``ended`` and close 1001 (bounded by `shutdown_timeout`);
-3. close the remaining connections (viewers) with 1001 going away;
-4. stop the inference scheduler.
+3. drain caption sinks: each delivers what it still has queued (bounded by `shutdown_timeout`), then stops;
+4. close the remaining connections (viewers) with 1001 going away;
+5. stop the inference scheduler.
 Journals are fsync'd on every final, so there is nothing left to flush at the end.
 """
 
@@ -28,7 +29,7 @@ from streamer.server import errors
 from streamer.server.boundary import refuse, remote_address
 from streamer.server.context import ServerContext
 from streamer.server.errors import TooManyConnections
-from streamer.server.http import HttpRoutes
+from streamer.server.http import BodyConnection, HttpRoutes
 from streamer.server.metrics import Metrics
 from streamer.server.rooms import Registry
 from streamer.server.scheduler import InferenceScheduler
@@ -99,6 +100,7 @@ class StreamerServer:
             process_request=HttpRoutes(self.ctx),
             max_size=config.max_frame_bytes * LIBRARY_SIZE_FACTOR,
             close_timeout=CLOSE_TIMEOUT,
+            create_connection=BodyConnection,  # the sinks API's POST carries a JSON body
         )
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
@@ -145,10 +147,10 @@ class StreamerServer:
         ctx, server = self.ctx, self._server
         if ctx is None or server is None:
             return
-        logger.info("shutdown 1/4: stop accepting connections")
+        logger.info("shutdown 1/5: stop accepting connections")
         ctx.accepting = False
         server.server.close()
-        logger.info("shutdown 2/4: finishing %d live session(s)", len(self._speakers))
+        logger.info("shutdown 2/5: finishing %d live session(s)", len(self._speakers))
         ctx.stopping.set()
         if self._speakers:
             _, pending = await asyncio.wait(set(self._speakers), timeout=self.config.shutdown_timeout)
@@ -156,10 +158,12 @@ class StreamerServer:
                 logger.warning(
                     "%d session(s) did not finish within %.0f s", len(pending), self.config.shutdown_timeout
                 )
-        logger.info("shutdown 3/4: closing the remaining connections")
+        logger.info("shutdown 3/5: draining caption sinks")
+        await ctx.registry.sinks.close(timeout=self.config.shutdown_timeout)
+        logger.info("shutdown 4/5: closing the remaining connections")
         server.close(close_connections=True, code=errors.GOING_AWAY, reason="server shutting down")
         await server.wait_closed()
-        logger.info("shutdown 4/4: stopping the inference scheduler")
+        logger.info("shutdown 5/5: stopping the inference scheduler")
         await ctx.scheduler.close()
         self._server = None
 

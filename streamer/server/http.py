@@ -1,11 +1,15 @@
 """The small HTTP API, served from websockets' ``process_request`` hook (no other web framework).
 
-Routes (GET only):
+Routes (GET unless said otherwise):
 - ``/healthz``: liveness, JSON.
 - ``/metrics``: Prometheus text.
 - ``/sessions``: every session, JSON list; ``/sessions/{id}``: one session's info.
 - ``/sessions/{id}/transcript.{md,srt,vtt,txt,json}``: the transcript rendered from the journal (live or
   ended sessions alike).
+- ``/sessions/{id}/sinks``: the live session's caption sinks (masked URLs); ``POST`` a JSON sink (or a list)
+  to add, ``DELETE /sessions/{id}/sinks/{sink_id}`` to remove one (docs/integrations.md). These need the
+  speaker token when auth is on. websockets' handshake parser refuses request bodies, so `BodyConnection`
+  reads a small ``Content-Length`` body (at most `MAX_BODY_BYTES`) before that parser sees the request.
 - ``/ws/speak`` and ``/ws/view``: go on to the websocket handshake.
 - The browser pages (files in ``streamer/web/``, package data): ``/`` (index), ``/speak`` (speaker),
   ``/overlay`` (OBS browser source), ``/view`` (audience); ``/static/NAME`` for their scripts and styles,
@@ -29,15 +33,22 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from streamer.server.auth import check_viewer, request_token
+from streamer.server.auth import check_speaker, check_viewer, request_token
 from streamer.server.context import ServerContext
-from streamer.server.errors import ConnectionRefused
+from streamer.server.errors import ConnectionRefused, Forbidden
 from streamer.server.metrics import Exposition
+from streamer.sinks.manager import SinkError
+from streamer.sinks.spec import InvalidSinkSpec, parse_sink_spec, parse_sink_specs
 from streamer.storage.exports import MEDIA_TYPES, render
 
 WEBSOCKET_PATHS = ("/ws/speak", "/ws/view")
 SESSION_ROUTE = re.compile(r"^/sessions/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})(?:/transcript\.([a-z]+))?/?$")
+SINKS_ROUTE = re.compile(
+    r"^/sessions/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})/sinks(?:/([A-Za-z0-9][A-Za-z0-9_.-]{0,63}))?/?$"
+)
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MAX_BODY_BYTES = 64 * 1024
+"""Largest request body read (the sinks API's JSON); larger bodies get 413."""
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 PAGES = {"/": "index.html", "/speak": "speak.html", "/overlay": "overlay.html", "/view": "view.html"}
@@ -112,6 +123,9 @@ class HttpRoutes:
                 check_viewer(self.ctx.config, request_token(request))
             except ConnectionRefused as exc:
                 return _error(http.HTTPStatus.UNAUTHORIZED, str(exc))
+            sinks_route = SINKS_ROUTE.match(path)
+            if sinks_route is not None:
+                return await self.sinks(connection, request, *sinks_route.groups())
             return await self.sessions(path)
         page = PAGES.get(path.rstrip("/") or "/")
         if page is not None:
@@ -164,6 +178,92 @@ class HttpRoutes:
             return _response(http.HTTPStatus.OK, document, MEDIA_TYPES[fmt])
         finally:
             registry.discard_if_unused(room)
+
+    async def sinks(
+        self, connection: ServerConnection, request: Request, session_id: str, sink_id: str | None
+    ) -> Response:
+        """The caption sinks API (see the module docstring)."""
+        try:
+            check_speaker(self.ctx.config, request_token(request))
+        except ConnectionRefused as exc:
+            status = http.HTTPStatus.FORBIDDEN if isinstance(exc, Forbidden) else http.HTTPStatus.UNAUTHORIZED
+            return _error(status, str(exc))
+        registry = self.ctx.registry
+        room = await registry.get(session_id)
+        if room is None:
+            return _error(http.HTTPStatus.NOT_FOUND, f"no session {session_id!r}")
+        try:
+            method = request.method
+            if method == "GET" and sink_id is None:
+                return _json(http.HTTPStatus.OK, registry.sinks.status(session_id))
+            if method == "POST" and sink_id is None:
+                body = request_body(connection)
+                if body is None:
+                    return _error(http.HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"at most {MAX_BODY_BYTES} bytes")
+                data = json.loads(body)
+                specs = parse_sink_specs(data) if isinstance(data, list) else (parse_sink_spec(data),)
+                added = [registry.sinks.add(session_id, spec).status() for spec in specs]
+                return _json(http.HTTPStatus.CREATED, added)
+            if method == "DELETE" and sink_id is not None:
+                return _json(http.HTTPStatus.OK, await registry.sinks.remove(session_id, sink_id))
+            return _error(http.HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not supported on {request.path}")
+        except (ValueError, InvalidSinkSpec) as exc:  # json.JSONDecodeError is a ValueError
+            message = str(exc) if isinstance(exc, InvalidSinkSpec) else "the body must be a JSON sink object"
+            return _error(http.HTTPStatus.BAD_REQUEST, message)
+        except SinkError as exc:
+            return _error(http.HTTPStatus(exc.status), str(exc))
+        finally:
+            registry.discard_if_unused(room)
+
+
+class _BodyReader:
+    """websockets' stream reader as its handshake parser sees it: ``Content-Length`` lines are hidden from
+    the parser (which refuses bodies) and the body is read here, after the headers, before the parser
+    returns the request. Everything else passes through."""
+
+    def __init__(self, reader: Any, limit: int) -> None:
+        self._reader = reader
+        self._limit = limit
+        self._length = 0
+        self._headers_done = False
+        self.body: bytes | None = b""
+        """The request body; ``None`` if it was larger than the limit (then it is not read)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reader, name)
+
+    def read_line(self, m: int, too_long_exc_type: type[Exception] = RuntimeError) -> Any:
+        line = yield from self._reader.read_line(m, too_long_exc_type)
+        if self._headers_done:
+            return line
+        while bytes(line[:15]).lower() == b"content-length:":
+            self._length = int(bytes(line[15:]).strip())  # a ValueError drops the connection, as before
+            if self._length < 0:
+                raise ValueError("negative Content-Length")
+            line = yield from self._reader.read_line(m, too_long_exc_type)
+        if line in (b"\r\n", b"\n"):
+            self._headers_done = True
+            if self._length > self._limit:
+                self.body = None
+            elif self._length:
+                self.body = bytes((yield from self._reader.read_exact(self._length)))
+        return line
+
+
+class BodyConnection(ServerConnection):
+    """A `ServerConnection` whose HTTP request may carry a small body (for ``POST .../sinks``)."""
+
+    def __init__(self, protocol: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(protocol, *args, **kwargs)
+        protocol.reader = _BodyReader(protocol.reader, MAX_BODY_BYTES)
+        protocol.parser = protocol.parse()  # restart the parser (no data has arrived yet) on the new reader
+        next(protocol.parser)
+
+
+def request_body(connection: ServerConnection) -> bytes | None:
+    """The body of the connection's HTTP request (``b""`` if none, ``None`` if it was too large)."""
+    reader = connection.protocol.reader
+    return reader.body if isinstance(reader, _BodyReader) else b""
 
 
 def _read_static(name: str) -> tuple[bytes, str] | None:
@@ -265,4 +365,6 @@ def metrics_text(ctx: ServerContext) -> str:
         "Seconds of speech not yet decoded, per live session.",
         [({"session": room.session_id}, round(room.lag(), 3)) for room in registry.live_rooms()],
     )
+    for name, kind, help_text, samples in registry.sinks.metric_families():
+        out.metric(name, kind, help_text, samples)
     return out.text()

@@ -24,6 +24,7 @@ from streamer.protocol import event_message, history_message
 from streamer.server.errors import SessionBusy
 from streamer.server.fanout import Subscriber
 from streamer.server.metrics import Metrics
+from streamer.sinks.manager import SinkHub
 from streamer.storage.journal import STATUS_ENDED, STATUS_LIVE, Journal, JournalStore, SessionMeta
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class Room:
         self.viewers: set[Subscriber] = set()
         self.speaker: Subscriber | None = None
         self.pipeline: LivePipeline | None = None  # while a speaker is connected
+        self.sink_hub: SinkHub | None = None  # the registry's; caption sinks are forwarded finals
         self._claimed = False
         self._meta_written = 0.0
 
@@ -88,6 +90,7 @@ class Room:
             "duration": round(self.finals[-1].end, 3) if self.finals else 0.0,
             "viewers": len(self.viewers),
             "language": meta.language if meta else None,
+            "sinks": self.sink_hub.status(self.session_id) if self.sink_hub is not None else [],
         }
 
     # -- speaker --------------------------------------------------------------------------------------------
@@ -131,6 +134,8 @@ class Room:
                 )
             await asyncio.to_thread(self.journal.close)
         finally:
+            if self.sink_hub is not None:
+                self.sink_hub.session_ended(self.session_id)  # sinks drain in the background
             self.pipeline = None
             self.speaker = None
             self._claimed = False
@@ -150,6 +155,8 @@ class Room:
                 await asyncio.to_thread(self.journal.append, event)
                 self.finals.append(event)
             self.broadcast(event_message(event), essential=isinstance(event, Final))
+            if isinstance(event, Final) and self.sink_hub is not None:
+                self.sink_hub.publish(self.session_id, event)  # queued per sink; never waits
 
     def publish_nowait(self, events: Iterable[CaptionEvent]) -> None:
         """Sends events that carry no final (speech boundaries, partials) without waiting."""
@@ -185,6 +192,7 @@ class Registry:
         self.store = store
         self.metrics = metrics
         self.rooms: dict[str, Room] = {}
+        self.sinks = SinkHub()
         self._lock = asyncio.Lock()
 
     @property
@@ -215,6 +223,7 @@ class Registry:
                 return None
             finals = await asyncio.to_thread(journal.load) if meta is not None else ()
             room = Room(session_id, journal, meta, finals)
+            room.sink_hub = self.sinks
             self.rooms[session_id] = room
             return room
 

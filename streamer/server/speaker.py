@@ -32,6 +32,7 @@ from streamer.protocol import (
     error_message,
     ready_message,
     speaker_message,
+    warning_message,
 )
 from streamer.server import errors
 from streamer.server.auth import check_speaker, request_token
@@ -41,6 +42,7 @@ from streamer.server.errors import ServerBusy, ShuttingDown, StartTimeout, close
 from streamer.server.fanout import Subscriber
 from streamer.server.pipeline import LivePipeline
 from streamer.server.rooms import Room
+from streamer.sinks.manager import SinkError
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +166,7 @@ async def _serve_session(
 
     close_code, close_reason = errors.NORMAL, "ended"
     try:
+        await _start_sinks(ctx, room, start, start_time, speaker)
         how, error = await _read_until_end(ws, proto, pipeline, ctx)
         if error is not None:
             close_code, code = close_for(error)
@@ -191,6 +194,18 @@ async def _serve_session(
             await asyncio.wait_for(asyncio.shield(writer), WRITER_DRAIN_TIMEOUT)
         writer.cancel()
         logger.info("[%s] session finished: %d finals in total", sid, len(room.finals))
+
+
+async def _start_sinks(
+    ctx: ServerContext, room: Room, start: StartMessage, start_time: float, speaker: Subscriber
+) -> None:
+    """Attaches the start message's caption sinks (and keeps any still draining from before)."""
+    origin = time.time() - start_time  # wall-clock time of audio time 0, for YouTube's timestamps
+    try:
+        await ctx.registry.sinks.session_started(room.session_id, room.journal.directory, origin, start.sinks)
+    except SinkError as exc:
+        logger.warning("[%s] sinks refused: %s", room.session_id, exc)
+        speaker.offer(warning_message("sinks", str(exc)), essential=True)
 
 
 async def _read_until_end(
