@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import json
 import platform
 import time
 from dataclasses import dataclass
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     wer = scorer()
     config = StreamConfig(decode=DecodeConfig(interval=args.interval))
     rows = []
+    raw: dict[str, dict[str, object]] = {}
     all_first: list[float] = []
     all_final: list[float] = []
     for item in load_items(args.evaldata, args.files):
@@ -102,6 +104,18 @@ def main(argv: list[str] | None = None) -> int:
         all_first += first
         all_final += final
         stream_wer, offline_wer = wer(item.reference, run.text), wer(item.reference, offline_text)
+        raw[item.id] = {
+            "audio_seconds": run.audio_seconds,
+            "stream_wer": stream_wer,
+            "offline_wer": offline_wer,
+            "first_partial_delays": first,
+            "final_delays": final,
+            "stream_cpu_seconds": run.cpu_seconds,
+            "offline_cpu_seconds": offline_cpu,
+            "decode_seconds": run.decode_seconds,
+            "final_lag": run.final_lag,
+            "text": run.text,
+        }
         rows.append(
             (
                 item.id,
@@ -153,7 +167,26 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or ROOT / "benchmarks" / "results" / f"{dt.date.today()}-{platform.machine()}-streaming.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report, encoding="utf-8")
-    print(f"wrote {out}")
+    out.with_suffix(".json").write_text(
+        json.dumps({"interval": args.interval, "files": raw}), encoding="utf-8"
+    )
+    print(f"wrote {out} and its .json")
+    try:
+        from benchmarks.plots import latency_cdf, wer_bars
+    except ImportError:  # matplotlib is in the `bench` extra
+        return 0
+    latency_cdf(
+        {"first partial": all_first, "final": all_final},
+        out.with_name(out.stem + "-latency.png"),
+        xlabel="seconds after the word was spoken",
+        title="Streamer word latency (simulated live, one stream)",
+    )
+    bars = {}
+    for name, numbers in raw.items():
+        short = name.split("_")[0]
+        bars[f"{short} streaming"] = float(numbers["stream_wer"])  # type: ignore[arg-type]
+        bars[f"{short} offline"] = float(numbers["offline_wer"])  # type: ignore[arg-type]
+    wer_bars(bars, out.with_name(out.stem + "-wer.png"), title="WER: streaming vs offline, same model")
     return 0
 
 

@@ -54,7 +54,10 @@ __all__ = [
     "Segment",
     "WordEvent",
     "concurrency_peer",
+    "cpu_pressure_seconds",
     "ensure_venv",
+    "process_cpu_seconds",
+    "process_memory",
     "stream_to_peer",
 ]
 
@@ -113,6 +116,21 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
+def system_busy_seconds() -> float:
+    """CPU seconds spent busy (not idle or iowait) by the whole machine since boot, all cores (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / _CLK_TCK
+
+
+def cpu_pressure_seconds() -> float:
+    """Seconds in which some runnable task waited for a CPU (/proc/pressure/cpu 'some'; 0 if absent)."""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return 0.0
+    return int(line.rsplit("total=", 1)[1]) / 1e6
+
+
 def process_memory(pid: int) -> tuple[int, int]:
     """(current RSS, peak RSS over the process's life) in bytes, from /proc/PID/status."""
     rss = hwm = 0
@@ -133,6 +151,12 @@ class ProcessMonitor:
         self.cpu_seconds = 0.0
         self.peak_rss = 0
         self.wall_seconds = 0.0
+        self.system_busy_seconds = 0.0
+        """The whole machine's busy CPU seconds over the same interval (to see what else was running)."""
+        self._sys0 = 0.0
+        self.cpu_pressure = float("nan")
+        """Fraction of the interval during which some runnable task was waiting for a CPU (contention)."""
+        self._psi0 = 0.0
         self._task: asyncio.Task[None] | None = None
         self._cpu0 = 0.0
         self._t0 = 0.0
@@ -145,6 +169,8 @@ class ProcessMonitor:
 
     def start(self) -> ProcessMonitor:
         self._cpu0 = process_cpu_seconds(self.pid)
+        self._sys0 = system_busy_seconds()
+        self._psi0 = cpu_pressure_seconds()
         self._t0 = time.monotonic()
         self.peak_rss = process_memory(self.pid)[0]
         self._task = asyncio.get_running_loop().create_task(self._sample())
@@ -159,6 +185,8 @@ class ProcessMonitor:
             self.peak_rss = max(self.peak_rss, process_memory(self.pid)[0])
             self.cpu_seconds = process_cpu_seconds(self.pid) - self._cpu0
         self.wall_seconds = time.monotonic() - self._t0
+        self.system_busy_seconds = system_busy_seconds() - self._sys0
+        self.cpu_pressure = (cpu_pressure_seconds() - self._psi0) / max(self.wall_seconds, 1e-9)
         return self
 
 
@@ -169,8 +197,9 @@ class PeerServer:
     until one client got ``SERVER_READY``, which loads the model), and terminates it on exit. ``server.url``
     is the websocket address, ``server.pid`` the process id for `process_cpu_seconds` / `process_memory`.
 
-    ``cpu_threads`` sets ``OMP_NUM_THREADS`` for the server, which is what CTranslate2 uses when WhisperLive
-    passes ``cpu_threads=0`` (its default would be 4 threads; Streamer's benchmarks use 2 on 2 cores).
+    ``cpu_threads`` sets ``OMP_NUM_THREADS`` for the server, which CTranslate2 follows when WhisperLive passes
+    its ``cpu_threads=0``. Left unset (the default) the peer runs CTranslate2 with its default thread count,
+    exactly as Streamer's ``ModelConfig(cpu_threads=0)`` does.
     """
 
     def __init__(
@@ -180,7 +209,7 @@ class PeerServer:
         port: int | None = None,
         max_clients: int = 16,
         max_connection_time: int = 3600,
-        cpu_threads: int | None = 2,
+        cpu_threads: int | None = None,
         warmup: bool = True,
         start_timeout: float = 120.0,
         log_path: Path | None = None,
@@ -212,6 +241,23 @@ class PeerServer:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+    def log_offset(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def decodes_since(self, offset: int) -> list[float]:
+        """Audio seconds of every decode the server logged after ``offset`` (faster-whisper's INFO line
+        'Processing audio with duration MM:SS.mmm', one per transcribe call)."""
+        with self.log_path.open("rb") as fh:
+            fh.seek(offset)
+            text = fh.read().decode(errors="replace")
+        return [
+            int(m.group(1)) * 60 + float(m.group(2))
+            for m in re.finditer(r"Processing audio with duration (\d+):(\d+(?:\.\d+)?)", text)
+        ]
 
     def start(self) -> PeerServer:
         python = ensure_venv()
@@ -415,6 +461,14 @@ class PeerRun:
         committed = self.committed_segments()
         return (committed[-1][0] if committed else float("nan")) - self.audio_seconds
 
+    def coverage(self) -> float:
+        """How far into the audio the final transcript reaches: latest segment end / audio length (WhisperLive
+        drops audio it has not transcribed when it falls more than ~45 s behind, and at ``END_OF_AUDIO``)."""
+        segs = self.final_segments()
+        return (
+            max((seg.end for _, seg in segs), default=0.0) / self.audio_seconds if self.audio_seconds else 0.0
+        )
+
     def completed(self) -> bool:
         """Served to the end: admitted, no error, every frame sent, and some transcript received."""
         return self.ready and self.error is None and bool(self.messages) and bool(self.final_text().strip())
@@ -535,7 +589,8 @@ async def stream_to_peer(
     options: dict[str, Any] | None = None,
     drain_quiet_s: float = 15.0,
     drain_done_quiet_s: float = 3.0,
-    drain_max_s: float = 60.0,
+    drain_max_s: float = 120.0,
+    caught_up_margin_s: float = 2.0,
     close_timeout: float = 10.0,
     ready_timeout: float = 120.0,
 ) -> PeerRun:
@@ -546,8 +601,9 @@ async def stream_to_peer(
     as possible). All times in the returned run are seconds on that clock.
 
     After the last frame it waits, as WhisperLive's own client does, until the text stops changing: for
-    ``drain_done_quiet_s`` when everything shown is completed, otherwise ``drain_quiet_s`` (the official
-    client's 15 s), at most ``drain_max_s``; then sends ``END_OF_AUDIO`` and waits for the server to close.
+    ``drain_done_quiet_s`` when everything shown is completed and reaches within ``caught_up_margin_s`` of the
+    end of the audio, otherwise ``drain_quiet_s`` (the official client's 15 s), at most ``drain_max_s``; then
+    sends ``END_OF_AUDIO`` (the server drops whatever it has not transcribed yet) and waits for the close.
     """
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
@@ -624,7 +680,11 @@ async def stream_to_peer(
                         break
                     last = max(state["last_change"] or end, end)
                     prev = state["prev"]
-                    all_done = bool(prev) and all(s.completed for s in prev)
+                    all_done = (
+                        bool(prev)
+                        and all(s.completed for s in prev)
+                        and max(s.end for s in prev) >= len(audio) / SAMPLE_RATE - caught_up_margin_s
+                    )
                     quiet = drain_done_quiet_s if all_done else drain_quiet_s
                     if loop.time() - last >= quiet or loop.time() - end >= drain_max_s:
                         break
@@ -666,12 +726,18 @@ class ConcurrencyResult:
     lags: list[float]
     """Per stream: seconds from the end of the audio to the update that gave its transcript its final form."""
     completed: list[bool]
+    coverage: list[float]
+    """Per stream: `PeerRun.coverage` (1.0: the transcript reaches the end of the audio)."""
     cpu_seconds: float
     """Server CPU (user + system, all threads) from the first connection to the last close."""
     peak_rss_bytes: int
     wall_seconds: float
     audio_seconds: float
     runs: list[PeerRun] = field(repr=False)
+    system_busy_seconds: float = float("nan")
+    """Busy CPU seconds of the whole machine meanwhile: server + this client + anything else running."""
+    client_cpu_seconds: float = float("nan")
+    cpu_pressure: float = float("nan")
 
     @property
     def cpu_per_audio_second(self) -> float:
@@ -687,6 +753,7 @@ async def concurrency_peer(
     ``pid`` (the server's, `PeerServer.pid`) enables the CPU and peak-RSS figures.
     """
     monitor = ProcessMonitor(pid).start() if pid else None
+    client_cpu0 = time.process_time()
     started = time.monotonic()
     runs = await asyncio.gather(
         *(
@@ -701,11 +768,15 @@ async def concurrency_peer(
         n=n,
         lags=[r.final_lag() for r in runs],
         completed=[r.completed() for r in runs],
+        coverage=[r.coverage() for r in runs],
         cpu_seconds=monitor.cpu_seconds if monitor else float("nan"),
         peak_rss_bytes=monitor.peak_rss if monitor else 0,
         wall_seconds=wall,
         audio_seconds=len(audio) / SAMPLE_RATE,
         runs=list(runs),
+        system_busy_seconds=monitor.system_busy_seconds if monitor else float("nan"),
+        client_cpu_seconds=time.process_time() - client_cpu0,
+        cpu_pressure=monitor.cpu_pressure if monitor else float("nan"),
     )
 
 
@@ -793,10 +864,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="1", help="comma-separated stream counts, e.g. 1,2,4")
     parser.add_argument("--model-dir", type=Path, default=None, help="CTranslate2 folder (default: tiny.en)")
     parser.add_argument(
-        "--cpu-threads", type=int, default=2, help="OMP_NUM_THREADS for the server (0: unset)"
+        "--cpu-threads", type=int, default=0, help="OMP_NUM_THREADS for the server (0: unset, as Streamer)"
     )
     parser.add_argument("--fast", action="store_true", help="send audio as fast as possible (not real time)")
     parser.add_argument("--no-latency", action="store_true", help="skip the offline word-timestamp pass")
+    parser.add_argument(
+        "--drain-quiet",
+        type=float,
+        default=15.0,
+        help="after the audio: END_OF_AUDIO once the text has not "
+        "changed for this long (WhisperLive's own client: 15 s)",
+    )
+    parser.add_argument(
+        "--drain-max", type=float, default=120.0, help="after the audio: wait at most this long"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write all raw numbers here")
     parser.add_argument("--install-only", action="store_true")
     args = parser.parse_args(argv)
@@ -848,14 +929,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[peer] server pid {server.pid} up in {server.startup_seconds:.1f} s "
               f"(+{server.warmup_seconds:.1f} s model load) at {server.url}", flush=True)  # fmt: skip
         results: dict[int, ConcurrencyResult] = {}
+        decodes: dict[int, list[float]] = {}
         for n in levels:
             print(f"[peer] streaming {n} x {duration:.0f} s ...", flush=True)
-            res = asyncio.run(concurrency_peer(server.url, audio, n, pid=server.pid, realtime=not args.fast))
+            offset = server.log_offset()
+            res = asyncio.run(
+                concurrency_peer(
+                    server.url,
+                    audio,
+                    n,
+                    pid=server.pid,
+                    realtime=not args.fast,
+                    drain_quiet_s=args.drain_quiet,
+                    drain_max_s=args.drain_max,
+                )
+            )
             results[n] = res
+            decodes[n] = server.decodes_since(offset)
             print(
                 f"[peer]   N={n}: lags {[round(x, 2) for x in res.lags]} s, completed {res.completed}, "
+                f"coverage {[round(x, 3) for x in res.coverage]}, "
                 f"server CPU {res.cpu_seconds:.1f} s ({res.cpu_per_audio_second:.3f} s per audio s), "
-                f"peak RSS {res.peak_rss_bytes / 1e6:.0f} MB",
+                f"peak RSS {res.peak_rss_bytes / 1e6:.0f} MB; whole machine busy "
+                f"{res.system_busy_seconds / res.wall_seconds:.2f} of {os.cpu_count()} cores, "
+                f"load {os.getloadavg()[0]:.2f}, CPU pressure {res.cpu_pressure:.0%}",
                 flush=True,
             )
         report["server"]["peak_rss_bytes_lifetime"] = process_memory(server.pid)[1]
@@ -868,12 +965,13 @@ def main(argv: list[str] | None = None) -> int:
     gaps = run.update_gaps()
     delays = word_delays(run, ref_words, ref_ends) if ref_words else {"first_shown": [], "final": []}
     tail = run.trailing_partial()
-    single = {
+    single: dict[str, Any] = {
         "wer": wer,
         "wer_committed_only": wer_committed,
         "hypothesis": hyp,
         "reference": reference,
         "final_lag": run.final_lag(),
+        "coverage": run.coverage(),
         "last_commit_lag": run.last_commit_lag(),
         "trailing_partial": tail[1].text if tail else None,
         "updates": len(run.messages),
@@ -895,10 +993,17 @@ def main(argv: list[str] | None = None) -> int:
             "n": n,
             "lags": r.lags,
             "completed": r.completed,
+            "coverage": r.coverage,
             "cpu_seconds": r.cpu_seconds,
             "cpu_per_audio_second": r.cpu_per_audio_second,
             "peak_rss_bytes": r.peak_rss_bytes,
             "wall_seconds": r.wall_seconds,
+            "decodes": len(decodes[n]),
+            "decoded_audio_seconds": sum(decodes[n]),
+            "system_busy_seconds": r.system_busy_seconds,
+            "client_cpu_seconds": r.client_cpu_seconds,
+            "cpu_pressure": r.cpu_pressure,
+            "other_cpu_seconds": r.system_busy_seconds - r.cpu_seconds - r.client_cpu_seconds,
             "wer": [
                 float(jiwer.wer(normalizer(reference), normalizer(x.final_text()) or "<empty>"))
                 for x in r.runs
@@ -929,8 +1034,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{single['peak_rss_bytes'] / 1e6:.0f} MB")  # fmt: skip
     for entry in report["concurrency"]:
         print(
+            f"  N={entry['n']}: {entry['decodes']} decodes of {entry['decoded_audio_seconds']:.0f} s audio "
+            f"in all; machine busy {entry['system_busy_seconds'] / entry['wall_seconds']:.2f} cores, "
+            f"CPU pressure {entry['cpu_pressure']:.0%}"
+        )
+        print(
             f"  N={entry['n']}: final lags {[round(x, 2) for x in entry['lags']]} s, completed "
-            f"{entry['completed']}, WER {[round(100 * w, 2) for w in entry['wer']]} %, CPU "
+            f"{entry['completed']}, coverage {[round(x, 3) for x in entry['coverage']]}, "
+            f"WER {[round(100 * w, 2) for w in entry['wer']]} %, CPU "
             f"{entry['cpu_per_audio_second']:.3f} s/s, peak RSS {entry['peak_rss_bytes'] / 1e6:.0f} MB"
         )
     if args.json:
