@@ -55,6 +55,28 @@ class LiveRun:
                 finalized.append(at - word.end)
         return first_seen, finalized
 
+    def flicker(self) -> float:
+        """Shown words later changed, per final word: between consecutive partials of one utterance, each
+        word of the earlier one that does not survive, in order, into the later one counts once (the same
+        measure as the WhisperLive harness's)."""
+        import difflib
+
+        from streamer.core.agreement import normalize_word
+
+        revised = 0
+        previous: dict[int, list[str]] = {}
+        for event, _ in self.events:
+            if not isinstance(event, Partial):
+                continue
+            now = [normalize_word(w) for w in event.text.split()]
+            before = previous.get(event.utterance_id)
+            if before:
+                matcher = difflib.SequenceMatcher(a=before, b=now, autojunk=False)
+                revised += len(before) - sum(block.size for block in matcher.get_matching_blocks())
+            previous[event.utterance_id] = now
+        words = sum(len(f.words) for f in self.finals)
+        return revised / words if words else float("nan")
+
 
 @dataclass
 class _InFlight:

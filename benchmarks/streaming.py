@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             "offline_cpu_seconds": offline_cpu,
             "decode_seconds": run.decode_seconds,
             "final_lag": run.final_lag,
+            "flicker": run.flicker(),
             "text": run.text,
         }
         rows.append(
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{offline_cpu / run.audio_seconds:.3f}",
                 f"{run.cpu_seconds / offline_cpu:.1f}",
                 f"{len(run.decode_seconds)} ({np.mean(run.decode_seconds):.2f} s)",
+                f"{run.flicker():.2f}",
             )
         )
         print(f"done {item.id}: streaming WER {stream_wer:.4f}, offline {offline_wer:.4f}", flush=True)
@@ -146,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         "offline CPU s/s",
         "CPU ratio",
         "decodes (mean s)",
+        "flicker / word",
     )
     lines = [
         f"# Streaming vs offline, {dt.date.today()} on {platform.node() or 'this machine'}",
