@@ -11,14 +11,20 @@ from streamer.config import SAMPLE_RATE
 from streamer.errors import AudioFormatError
 
 
-def iter_audio(path: str | Path, chunk_seconds: float = 0.1) -> Iterator[np.ndarray]:
-    """Yield the file's audio as 16 kHz mono float32 chunks of `chunk_seconds` (the last may be shorter)."""
+def iter_audio(
+    path: str | Path, chunk_seconds: float = 0.1, *, input_format: str | None = None
+) -> Iterator[np.ndarray]:
+    """Yield the audio as 16 kHz mono float32 chunks of `chunk_seconds` (the last may be shorter).
+
+    `path` is a file, or with `input_format` (an FFmpeg input device or source such as ``alsa``,
+    ``avfoundation``, ``dshow`` or ``lavfi``) a device name: a live source that paces itself.
+    """
     import av
 
     chunk = max(1, int(round(chunk_seconds * SAMPLE_RATE)))
     pending = np.zeros(0, dtype=np.float32)
     try:
-        container = av.open(str(path))
+        container = av.open(str(path), format=input_format)
     except (av.error.FFmpegError, OSError) as exc:
         raise AudioFormatError(f"cannot open {path}: {exc}") from exc
     with container:
@@ -58,3 +64,22 @@ def duration_of(path: str | Path) -> float | None:
     except (av.error.FFmpegError, OSError):
         return None
     return None
+
+
+MICROPHONE_FORMATS = {"linux": "alsa", "darwin": "avfoundation", "win32": "dshow"}
+"""The FFmpeg input device format that captures a microphone, per platform."""
+DEFAULT_MICROPHONES = {"linux": "default", "darwin": ":0"}
+
+
+def microphone(device: str | None = None) -> tuple[str, str]:
+    """(device, input format) of the microphone to capture: `device` or the platform's default."""
+    import sys
+
+    platform = "linux" if sys.platform.startswith("linux") else sys.platform
+    input_format = MICROPHONE_FORMATS.get(platform)
+    if input_format is None:
+        raise AudioFormatError(f"capturing a microphone is not supported on {sys.platform}")
+    name = device or DEFAULT_MICROPHONES.get(platform)
+    if name is None:
+        raise AudioFormatError("name the microphone, e.g. `mic:audio=Microphone (USB Audio)` on Windows")
+    return name, input_format

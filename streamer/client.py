@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,18 +97,30 @@ async def _collect(ws: ClientConnection, result: StreamResult, on_message: Messa
 
 
 async def stream_audio(
+    url: str, samples: np.ndarray, *, realtime: bool = True, **options: Any
+) -> StreamResult:
+    """Streams 16 kHz mono float32 `samples` as a speaker (paced by the audio clock unless `realtime` is
+    false); returns what the server sent back. Options as for `stream_frames`."""
+    frame_seconds = options.pop("frame_seconds", FRAME_SECONDS)
+    return await stream_frames(url, _paced(samples, realtime, frame_seconds), **options)
+
+
+async def stream_live(url: str, chunks: Iterator[np.ndarray], **options: Any) -> StreamResult:
+    """Streams chunks from a blocking source that paces itself (a microphone) as they come."""
+    return await stream_frames(url, _from_thread(chunks), **options)
+
+
+async def stream_frames(
     url: str,
-    samples: np.ndarray,
+    frames: AsyncIterator[np.ndarray],
     *,
     session: str | None = None,
     title: str | None = None,
     language: str | None = None,
     token: str | None = None,
-    realtime: bool = True,
-    frame_seconds: float = FRAME_SECONDS,
     on_message: MessageHandler | None = None,
 ) -> StreamResult:
-    """Streams 16 kHz mono float32 `samples` as a speaker; returns what the server sent back.
+    """Streams 16 kHz mono float32 frames as a speaker; returns what the server sent back.
 
     Raises `ServerError` if the server refuses the stream (no ``ready``).
     """
@@ -132,7 +145,7 @@ async def stream_audio(
             on_message(first)
         reader = asyncio.create_task(_collect(ws, result, on_message))
         try:
-            await _send_audio(ws, samples, realtime, frame_seconds, reader)
+            await _send_frames(ws, frames, reader)
             if not reader.done():
                 with contextlib.suppress(ConnectionClosed):
                     await ws.send(json.dumps({"type": "end"}))
@@ -144,24 +157,62 @@ async def stream_audio(
     return result
 
 
-async def _send_audio(
-    ws: ClientConnection,
-    samples: np.ndarray,
-    realtime: bool,
-    frame_seconds: float,
-    reader: asyncio.Task[None],
-) -> None:
+async def _paced(samples: np.ndarray, realtime: bool, frame_seconds: float) -> AsyncIterator[np.ndarray]:
     frame = max(1, int(round(frame_seconds * SAMPLE_RATE)))
     started = time.monotonic()
     for offset in range(0, len(samples), frame):
-        if reader.done():  # the server ended the stream (an error)
-            return
         if realtime:
             delay = started + offset / SAMPLE_RATE - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+        yield samples[offset : offset + frame]
+
+
+LIVE_QUEUE_CHUNKS = 100
+"""Chunks from a live source waiting to be sent; past this the oldest are dropped (the server is gone or
+the network stalls, and late audio is worth less than current audio)."""
+
+
+async def _from_thread(chunks: Iterator[np.ndarray]) -> AsyncIterator[np.ndarray]:
+    """Runs a blocking chunk iterator on a thread and yields its chunks on the event loop."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[np.ndarray | BaseException | None] = asyncio.Queue(maxsize=LIVE_QUEUE_CHUNKS)
+    stop = threading.Event()
+
+    def put(item: np.ndarray | BaseException | None) -> None:
+        if queue.full() and isinstance(item, np.ndarray):
+            queue.get_nowait()  # drop the oldest chunk
+        queue.put_nowait(item)
+
+    def pump() -> None:
         try:
-            await ws.send(to_pcm16(samples[offset : offset + frame]))
+            for chunk in chunks:
+                if stop.is_set():
+                    break
+                loop.call_soon_threadsafe(put, chunk)
+            loop.call_soon_threadsafe(put, None)
+        except Exception as exc:  # handed to the event loop, which re-raises it
+            loop.call_soon_threadsafe(put, exc)
+
+    thread = threading.Thread(target=pump, name="audio-source", daemon=True)
+    thread.start()
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+async def _send_frames(
+    ws: ClientConnection, frames: AsyncIterator[np.ndarray], reader: asyncio.Task[None]
+) -> None:
+    async for frame in frames:
+        if reader.done():  # the server ended the stream (an error)
+            return
+        try:
+            await ws.send(to_pcm16(frame))
         except ConnectionClosed:
             return
 

@@ -90,7 +90,16 @@ def add_commands(subparsers: Any) -> dict[str, Handler]:
     _add_model_options(serve)
 
     stream = subparsers.add_parser("stream", help="stream an audio file to a server as a speaker")
-    stream.add_argument("file", type=Path, help="audio file (wav, flac, mp3, ...)")
+    stream.add_argument(
+        "file",
+        metavar="FILE_OR_MIC",
+        help="audio file (wav, flac, mp3, ...), or `mic` / `mic:DEVICE` to capture a microphone",
+    )
+    stream.add_argument(
+        "--input-format",
+        default=None,
+        help="read FILE_OR_MIC as a device of this FFmpeg input format (alsa, avfoundation, dshow, lavfi)",
+    )
     stream.add_argument("--url", default=DEFAULT_URL, help=f"server (default {DEFAULT_URL})")
     stream.add_argument(
         "--session", default=None, help="session id to open or resume (default: server picks)"
@@ -195,25 +204,41 @@ def _connect_errors(url: str, run: Callable[[], Any]) -> Any:
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
-    from streamer.client import stream_file
+    import itertools
 
-    if not args.file.exists():
-        raise StreamerError(f"no such file: {args.file}")
-    result = _connect_errors(
-        args.url,
-        lambda: asyncio.run(
-            stream_file(
-                args.url,
-                args.file,
-                session=args.session,
-                title=args.title,
-                language=args.language,
-                token=args.token,
-                realtime=not args.fast,
-                on_message=_printer(args.quiet),
-            )
-        ),
+    import numpy as np
+
+    from streamer.audiofile import iter_audio, microphone
+    from streamer.client import stream_file, stream_live
+
+    options = dict(
+        session=args.session,
+        title=args.title,
+        language=args.language,
+        token=args.token,
+        on_message=_printer(args.quiet),
     )
+    source: str = args.file
+    if source == "mic" or source.startswith("mic:") or args.input_format:
+        if args.input_format:
+            device, input_format = source, args.input_format
+        else:
+            device, input_format = microphone(source[4:] or None)
+        live = iter_audio(device, input_format=input_format)
+        # Open the device (and fail clearly) before connecting to the server.
+        chunks = itertools.chain([next(live, np.zeros(0, dtype=np.float32))], live)
+        options.setdefault("title", "microphone")
+        if not args.quiet:
+            print(f"capturing {device} ({input_format}); Ctrl-C ends the stream", file=sys.stderr)
+        run = lambda: asyncio.run(stream_live(args.url, chunks, **options))  # noqa: E731
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise StreamerError(f"no such file: {path}")
+        run = lambda: asyncio.run(  # noqa: E731
+            stream_file(args.url, path, realtime=not args.fast, **options)
+        )
+    result = _connect_errors(args.url, run)
     print(f"session {result.session}: {len(result.finals)} finals", file=sys.stderr)
     if result.error is not None:
         return 1
