@@ -31,7 +31,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
-from test_session import RmsVad, Script, ScriptedTranscriber
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -47,6 +46,7 @@ from streamer.sinks.webhook import WebhookSink
 from streamer.sinks.youtube import YouTubeSink, timestamp
 from streamer.sinks.zoom import ZoomSink, seq_url, with_params
 from streamer.storage.journal import JournalStore
+from tests.test_session import RmsVad, Script, ScriptedTranscriber
 
 FAST = RetryPolicy(initial=0.01, factor=2.0, maximum=0.05)
 TIMEOUT = 20.0

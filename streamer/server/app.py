@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection
@@ -27,6 +28,8 @@ from websockets.asyncio.server import serve as ws_serve
 from streamer.engines.base import SpeechDetector, Transcriber
 from streamer.server import errors
 from streamer.server.boundary import refuse, remote_address
+from streamer.server.compat.deepgram import DEEPGRAM_PATH, handle_deepgram
+from streamer.server.compat.whisperlive import WHISPERLIVE_PATH, handle_whisperlive
 from streamer.server.context import ServerContext
 from streamer.server.errors import TooManyConnections
 from streamer.server.http import BodyConnection, HttpRoutes
@@ -44,6 +47,13 @@ LIBRARY_SIZE_FACTOR = 4
 """websockets' own `max_size` is this many times `max_frame_bytes`: frames between the two limits get a JSON
 error from the handler before close 1009; beyond it the library closes with 1009 by itself."""
 CLOSE_TIMEOUT = 5.0
+SPEAKER_HANDLERS: dict[str, Callable[[ServerConnection, ServerContext], Awaitable[None]]] = {
+    "/ws/speak": handle_speaker,
+    WHISPERLIVE_PATH: handle_whisperlive,
+    "/": handle_whisperlive,  # WhisperLive's clients connect to the root; the pages' GET / stays HTTP
+    DEEPGRAM_PATH: handle_deepgram,
+}
+"""Websocket paths that publish audio, with their handlers (the rest are viewers)."""
 
 
 class StreamerServer:
@@ -100,7 +110,8 @@ class StreamerServer:
             process_request=HttpRoutes(self.ctx),
             max_size=config.max_frame_bytes * LIBRARY_SIZE_FACTOR,
             close_timeout=CLOSE_TIMEOUT,
-            create_connection=BodyConnection,  # the sinks API's POST carries a JSON body
+            open_timeout=None,  # BodyConnection applies its own, longer for an upload (http.OPEN_TIMEOUT)
+            create_connection=BodyConnection,  # the sinks API's POST and uploads carry a body
         )
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
@@ -116,10 +127,11 @@ class StreamerServer:
             return
         task = asyncio.current_task()
         try:
-            if urlsplit(ws.request.path).path == "/ws/speak":
+            path = urlsplit(ws.request.path).path
+            if path in SPEAKER_HANDLERS:
                 if task is not None:
                     self._speakers.add(task)
-                await handle_speaker(ws, ctx)
+                await SPEAKER_HANDLERS[path](ws, ctx)
             else:
                 await handle_viewer(ws, ctx)
         except Exception:

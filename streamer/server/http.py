@@ -10,7 +10,11 @@ Routes (GET unless said otherwise):
   to add, ``DELETE /sessions/{id}/sinks/{sink_id}`` to remove one (docs/integrations.md). These need the
   speaker token when auth is on. websockets' handshake parser refuses request bodies, so `BodyConnection`
   reads a small ``Content-Length`` body (at most `MAX_BODY_BYTES`) before that parser sees the request.
-- ``/ws/speak`` and ``/ws/view``: go on to the websocket handshake.
+- ``POST /v1/audio/transcriptions``: OpenAI's file transcription API (`streamer.server.compat.openai`); its
+  body may be up to `ROUTE_BODY_LIMITS` (25 MiB) and the request may take `UPLOAD_TIMEOUT`, not the
+  handshake's `OPEN_TIMEOUT` (`BodyConnection` enforces both).
+- ``/ws/speak``, ``/ws/view``, ``/whisperlive``, ``/v1/listen`` and websocket upgrades on ``/`` (WhisperLive's
+  clients): go on to the websocket handshake.
 - The browser pages (files in ``streamer/web/``, package data): ``/`` (index), ``/speak`` (speaker),
   ``/overlay`` (OBS browser source), ``/view`` (audience); ``/static/NAME`` for their scripts and styles,
   NAME being a plain file name (no folders, so no traversal) with a known extension; and
@@ -34,6 +38,9 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from streamer.server.auth import check_speaker, check_viewer, request_token
+from streamer.server.compat import openai
+from streamer.server.compat.deepgram import DEEPGRAM_PATH
+from streamer.server.compat.whisperlive import WHISPERLIVE_PATH
 from streamer.server.context import ServerContext
 from streamer.server.errors import ConnectionRefused, Forbidden
 from streamer.server.metrics import Exposition
@@ -41,7 +48,7 @@ from streamer.sinks.manager import SinkError
 from streamer.sinks.spec import InvalidSinkSpec, parse_sink_spec, parse_sink_specs
 from streamer.storage.exports import MEDIA_TYPES, render
 
-WEBSOCKET_PATHS = ("/ws/speak", "/ws/view")
+WEBSOCKET_PATHS = ("/ws/speak", "/ws/view", WHISPERLIVE_PATH, DEEPGRAM_PATH)
 SESSION_ROUTE = re.compile(r"^/sessions/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})(?:/transcript\.([a-z]+))?/?$")
 SINKS_ROUTE = re.compile(
     r"^/sessions/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})/sinks(?:/([A-Za-z0-9][A-Za-z0-9_.-]{0,63}))?/?$"
@@ -49,6 +56,12 @@ SINKS_ROUTE = re.compile(
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MAX_BODY_BYTES = 64 * 1024
 """Largest request body read (the sinks API's JSON); larger bodies get 413."""
+ROUTE_BODY_LIMITS: dict[str, int] = {openai.TRANSCRIPTIONS_PATH: openai.MAX_UPLOAD_BYTES}
+"""Paths whose request body may be larger than `MAX_BODY_BYTES`, with their limits."""
+OPEN_TIMEOUT = 10.0
+"""Seconds from accepting a connection to the end of its HTTP request (websockets' own default)."""
+ROUTE_TIMEOUTS: dict[str, float] = {openai.TRANSCRIPTIONS_PATH: openai.UPLOAD_TIMEOUT}
+"""Paths whose request may take longer than `OPEN_TIMEOUT` (an upload and its transcription)."""
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 PAGES = {"/": "index.html", "/speak": "speak.html", "/overlay": "overlay.html", "/view": "view.html"}
@@ -108,12 +121,18 @@ class HttpRoutes:
 
     async def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
-        if path in WEBSOCKET_PATHS:
+        upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
+        if path in WEBSOCKET_PATHS or (path == "/" and upgrade):  # "/": WhisperLive's clients
             if not self.ctx.accepting:
                 return _error(http.HTTPStatus.SERVICE_UNAVAILABLE, "the server is shutting down")
-            if request.headers.get("Upgrade", "").lower() != "websocket":
+            if not upgrade:
                 return _error(http.HTTPStatus.UPGRADE_REQUIRED, f"{path} is a websocket endpoint")
             return None
+        if path == openai.TRANSCRIPTIONS_PATH:
+            reply = await openai.handle(
+                self.ctx, request.method, request.headers, request_token(request), request_body(connection)
+            )
+            return _response(reply.status, reply.body, reply.content_type)
         if path == "/healthz":
             return self.healthz()
         if path == "/metrics":
@@ -221,9 +240,11 @@ class _BodyReader:
     the parser (which refuses bodies) and the body is read here, after the headers, before the parser
     returns the request. Everything else passes through."""
 
-    def __init__(self, reader: Any, limit: int) -> None:
+    def __init__(self, reader: Any, limit: int, on_path: Any = None) -> None:
         self._reader = reader
         self._limit = limit
+        self._on_path = on_path
+        self._request_line = True
         self._length = 0
         self._headers_done = False
         self.body: bytes | None = b""
@@ -234,6 +255,14 @@ class _BodyReader:
 
     def read_line(self, m: int, too_long_exc_type: type[Exception] = RuntimeError) -> Any:
         line = yield from self._reader.read_line(m, too_long_exc_type)
+        if self._request_line:  # "POST /path?query HTTP/1.1": the route decides the limits
+            self._request_line = False
+            parts = bytes(line).split(b" ")
+            path = urlsplit(parts[1].decode("ascii", "replace")).path if len(parts) == 3 else ""
+            self._limit = ROUTE_BODY_LIMITS.get(path, self._limit)
+            if self._on_path is not None:
+                self._on_path(path)
+            return line
         if self._headers_done:
             return line
         while bytes(line[:15]).lower() == b"content-length:":
@@ -251,13 +280,27 @@ class _BodyReader:
 
 
 class BodyConnection(ServerConnection):
-    """A `ServerConnection` whose HTTP request may carry a small body (for ``POST .../sinks``)."""
+    """A `ServerConnection` whose HTTP request may carry a body (``POST .../sinks``, an upload), and whose
+    handshake timeout (`OPEN_TIMEOUT`, websockets' own ``open_timeout`` being off) is extended for the
+    routes of `ROUTE_TIMEOUTS` as soon as their request line arrives."""
 
     def __init__(self, protocol: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(protocol, *args, **kwargs)
-        protocol.reader = _BodyReader(protocol.reader, MAX_BODY_BYTES)
+        protocol.reader = _BodyReader(protocol.reader, MAX_BODY_BYTES, self._route)
         protocol.parser = protocol.parse()  # restart the parser (no data has arrived yet) on the new reader
         next(protocol.parser)
+        self._deadline: asyncio.Timeout | None = None
+        self._route_timeout: float | None = None
+
+    async def handshake(self, *args: Any, **kwargs: Any) -> None:
+        async with asyncio.timeout(self._route_timeout or OPEN_TIMEOUT) as self._deadline:
+            await super().handshake(*args, **kwargs)
+
+    def _route(self, path: str) -> None:
+        """Called by the reader on the request line, which may arrive before or after `handshake` starts."""
+        self._route_timeout = ROUTE_TIMEOUTS.get(path)
+        if self._route_timeout is not None and self._deadline is not None:
+            self._deadline.reschedule(asyncio.get_running_loop().time() + self._route_timeout)
 
 
 def request_body(connection: ServerConnection) -> bytes | None:

@@ -68,7 +68,7 @@ async def _receive_start(ws: ServerConnection, proto: SpeakerProtocol, timeout: 
     return parsed
 
 
-async def _admit(ctx: ServerContext, start: StartMessage) -> Room:
+async def admit(ctx: ServerContext, start: StartMessage) -> Room:
     if not ctx.accepting:
         raise ShuttingDown("the server is shutting down")
     limit = ctx.config.max_speakers
@@ -90,7 +90,7 @@ async def _admit(ctx: ServerContext, start: StartMessage) -> Room:
     return room
 
 
-def _stream_config(base: StreamConfig, start: StartMessage) -> StreamConfig:
+def stream_config(base: StreamConfig, start: StartMessage) -> StreamConfig:
     if start.language is None:
         return base
     return dataclasses.replace(base, decode=dataclasses.replace(base.decode, language=start.language))
@@ -102,7 +102,7 @@ async def handle_speaker(ws: ServerConnection, ctx: ServerContext) -> None:
         assert ws.request is not None
         check_speaker(ctx.config, request_token(ws.request))
         start = await _receive_start(ws, proto, ctx.config.start_timeout)
-        room = await _admit(ctx, start)
+        room = await admit(ctx, start)
     except ConnectionClosed:
         return
     except StreamerError as exc:
@@ -130,7 +130,7 @@ async def _serve_session(
     start_time, first_index, first_utterance, context = room.resume_point() if resumed else (0.0, 0, 0, "")
     session = StreamSession(
         sid,
-        _stream_config(config.stream, start),
+        stream_config(config.stream, start),
         ctx.detector.stream(),
         start_time=start_time,
         first_index=first_index,

@@ -1,0 +1,232 @@
+"""Deepgram's live transcription API: websocket ``/v1/listen?encoding=linear16&sample_rate=16000&...``.
+
+Query: ``encoding`` (``linear16``; Streamer also takes ``float32``), ``sample_rate``, ``channels`` (1 or 2,
+mixed to mono: results are for channel 0), ``language``, ``interim_results``, ``vad_events``,
+``utterance_end_ms`` (any value turns ``UtteranceEnd`` messages on). ``endpointing``, ``model``,
+``smart_format``, ``punctuate`` are accepted and ignored (Streamer's VAD and Whisper's punctuation decide).
+Auth: ``Authorization: Token <key>`` (or ``Bearer``, or ``?token=``) carries the speaker token.
+
+Client messages: binary audio; ``{"type": "KeepAlive"}`` (ignored), ``{"type": "Finalize"}`` (accepted; the
+open utterance is finalised at the next pause or at the end), ``{"type": "CloseStream"}``: everything is
+finalised, the last ``Results`` sent, then ``Metadata``, then close 1000.
+Server messages: ``Results`` (a final: ``is_final`` true, ``speech_final`` once its utterance has ended; a
+partial with ``interim_results=true``: its not-yet-final tail, ``is_final`` false), ``SpeechStarted``
+(``vad_events=true``), ``UtteranceEnd`` and, at the end, ``Metadata``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request
+
+from streamer.core.audio import AudioFormat
+from streamer.errors import AudioFormatError, StreamerError
+from streamer.protocol import MalformedMessage
+from streamer.server import errors
+from streamer.server.auth import check_speaker, query_params, request_token
+from streamer.server.boundary import refuse
+from streamer.server.compat.session import SessionRequest, Translator, open_session, run_stream
+from streamer.server.context import ServerContext
+from streamer.server.errors import close_for
+
+logger = logging.getLogger(__name__)
+
+DEEPGRAM_PATH = "/v1/listen"
+ENCODINGS = {"linear16": "pcm16", "float32": "float32"}
+"""Deepgram's encoding names -> Streamer's."""
+TRUE = ("true", "1", "yes")
+
+
+@dataclass(frozen=True, slots=True)
+class ListenOptions:
+    audio: AudioFormat
+    language: str | None = None
+    interim_results: bool = False
+    vad_events: bool = False
+    utterance_end: bool = False
+
+
+def parse_options(query: dict[str, str]) -> ListenOptions:
+    """The ``/v1/listen`` query; raises `AudioFormatError`."""
+    encoding = query.get("encoding", "linear16").lower()
+    if encoding not in ENCODINGS:
+        raise AudioFormatError(f"unsupported encoding {encoding!r}; use linear16 (raw PCM16) or float32")
+    try:
+        rate, channels = int(query.get("sample_rate", "16000")), int(query.get("channels", "1"))
+    except ValueError:
+        raise AudioFormatError("sample_rate and channels must be integers") from None
+    audio = AudioFormat.parse(rate, ENCODINGS[encoding], channels)
+    language = query.get("language", "").split("-")[0].lower() or None
+    return ListenOptions(
+        audio=audio,
+        language=None if language == "multi" else language,
+        interim_results=query.get("interim_results", "").lower() in TRUE,
+        vad_events=query.get("vad_events", "").lower() in TRUE,
+        utterance_end=bool(query.get("utterance_end_ms")),
+    )
+
+
+def deepgram_token(request: Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("token "):
+        return header[6:].strip() or None
+    return request_token(request)
+
+
+def _words(words: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "word": w["text"].strip(".,?!;:\"'()…").lower() or w["text"],
+            "start": w["start"],
+            "end": w["end"],
+            "confidence": w["probability"],
+            "punctuated_word": w["text"],
+        }
+        for w in words
+    ]
+
+
+@dataclass(slots=True)
+class ResultsView:
+    """Streamer messages -> Deepgram messages (per connection)."""
+
+    options: ListenOptions
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    ended: set[int] = field(default_factory=set)
+    last_word_end: float = 0.0
+    duration: float = 0.0
+
+    def __call__(self, message: dict[str, Any]) -> Iterable[str]:
+        kind = message["type"]
+        if kind == "final":
+            self.last_word_end = max(self.last_word_end, message["end"])
+            words = _words(message["words"])
+            speech_final = message["utterance_id"] in self.ended
+            return (
+                self.results(message["start"], message["end"], message["text"], words, True, speech_final),
+            )
+        if kind == "partial" and self.options.interim_results and message["unstable"]:
+            return (self.results(message["start"], message["end"], message["unstable"], [], False, False),)
+        if kind == "speech_started" and self.options.vad_events:
+            return (self.encode({"type": "SpeechStarted", "channel": [0], "timestamp": message["time"]}),)
+        if kind == "speech_ended":
+            self.ended.add(message["utterance_id"])
+            if self.options.utterance_end:
+                end = self.last_word_end or message["time"]
+                return (self.encode({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": end}),)
+        if kind == "error":
+            return (
+                self.encode({"type": "Error", "description": message["message"], "message": message["code"]}),
+            )
+        return ()
+
+    def results(
+        self,
+        start: float,
+        end: float,
+        text: str,
+        words: list[dict[str, Any]],
+        is_final: bool,
+        speech_final: bool,
+    ) -> str:
+        confidence = min((w["confidence"] for w in words), default=0.0 if not is_final else 1.0)
+        return self.encode(
+            {
+                "type": "Results",
+                "channel_index": [0, 1],
+                "duration": round(end - start, 3),
+                "start": round(start, 3),
+                "is_final": is_final,
+                "speech_final": speech_final,
+                "from_finalize": False,
+                "channel": {"alternatives": [{"transcript": text, "confidence": confidence, "words": words}]},
+                "metadata": {
+                    "request_id": self.request_id,
+                    "model_info": {"name": "streamer", "version": "1", "arch": "whisper"},
+                    "model_uuid": self.request_id,
+                },
+            }
+        )
+
+    def metadata(self, duration: float) -> str:
+        return self.encode(
+            {
+                "type": "Metadata",
+                "transaction_key": "deprecated",
+                "request_id": self.request_id,
+                "sha256": "",
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                "duration": round(duration, 3),
+                "channels": 1,
+                "models": [self.request_id],
+                "model_info": {self.request_id: {"name": "streamer", "version": "1", "arch": "whisper"}},
+            }
+        )
+
+    @staticmethod
+    def encode(message: dict[str, Any]) -> str:
+        return json.dumps(message, ensure_ascii=False)
+
+
+def control_type(text: str) -> str:
+    """The ``type`` of a control message; raises `MalformedMessage`."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        raise MalformedMessage("control messages must be JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise MalformedMessage("a control message needs a type")
+    return str(data["type"])
+
+
+async def handle_deepgram(ws: ServerConnection, ctx: ServerContext) -> None:
+    try:
+        assert ws.request is not None
+        check_speaker(ctx.config, deepgram_token(ws.request))
+        options = parse_options(query_params(ws.request.path))
+        view = ResultsView(options)
+        speaker = Translator(ws, view.request_id, ctx.config.viewer_queue, ctx, view)
+        request = SessionRequest("deepgram-" + view.request_id[:8], options.audio, options.language)
+        compat = await open_session(ctx, request, speaker)
+    except ConnectionClosed:
+        return
+    except StreamerError as exc:
+        await refuse(ws, exc, ctx.metrics)
+        return
+
+    async def on_message(message: str | bytes) -> bool:
+        if isinstance(message, bytes):
+            if message:  # Deepgram's old clients close with an empty frame
+                await compat.feed(message)
+                return False
+            return True
+        kind = control_type(message)
+        if kind == "CloseStream":
+            return True
+        if kind not in ("KeepAlive", "Finalize"):
+            raise MalformedMessage(f"unknown control message type {kind!r}")
+        return False
+
+    close_code, reason = errors.NORMAL, "ended"
+    try:
+        how = await run_stream(ws, ctx, on_message)
+        if how == "shutdown":
+            close_code, reason = errors.GOING_AWAY, "server shutting down"
+        await compat.finish()
+    except StreamerError as exc:
+        close_code, code = close_for(exc)
+        reason = str(exc)
+        ctx.metrics.connection_error(code)
+        speaker.send_now(view.encode({"type": "Error", "description": reason, "message": code}))
+    finally:
+        speaker.send_now(view.metadata(compat.session.time))
+        await compat.close(close_code, reason)
