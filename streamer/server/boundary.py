@@ -1,9 +1,13 @@
-"""The connection boundary: turning an expected error into an ``error`` message and a close code."""
+"""The connection boundary: turning an expected error into an ``error`` message and a close code, and
+reading a connection until it ends or the server stops."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -14,6 +18,25 @@ from streamer.server.errors import close_for, reason
 from streamer.server.metrics import Metrics
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+async def until_stopped(work: Coroutine[Any, Any, T], stopping: asyncio.Event) -> T | None:
+    """Runs `work` until it returns (its result; its exception propagates) or `stopping` is set
+    (`work` is cancelled and None returned)."""
+    task = asyncio.create_task(work)
+    stopper = asyncio.create_task(stopping.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return None
+    return task.result()
 
 
 async def refuse(ws: ServerConnection, exc: StreamerError, metrics: Metrics, session_id: str = "-") -> None:

@@ -36,7 +36,7 @@ from streamer.protocol import (
 )
 from streamer.server import errors
 from streamer.server.auth import check_speaker, request_token
-from streamer.server.boundary import refuse
+from streamer.server.boundary import refuse, until_stopped
 from streamer.server.context import ServerContext
 from streamer.server.errors import ServerBusy, ShuttingDown, StartTimeout, close_for
 from streamer.server.fanout import Subscriber
@@ -211,21 +211,11 @@ async def _start_sinks(
 async def _read_until_end(
     ws: ServerConnection, proto: SpeakerProtocol, pipeline: LivePipeline, ctx: ServerContext
 ) -> tuple[StreamEnd, StreamerError | None]:
-    reader = asyncio.create_task(_read_audio(ws, proto, pipeline))
-    stopping = asyncio.create_task(ctx.stopping.wait())
     try:
-        await asyncio.wait({reader, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopping.cancel()
-    if not reader.done():
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
-        return "shutdown", None
-    try:
-        return reader.result(), None
+        how = await until_stopped(_read_audio(ws, proto, pipeline), ctx.stopping)
     except StreamerError as exc:
         return "closed", exc
+    return ("shutdown", None) if how is None else (how, None)
 
 
 async def _read_audio(ws: ServerConnection, proto: SpeakerProtocol, pipeline: LivePipeline) -> StreamEnd:

@@ -29,6 +29,7 @@ from streamer.core.audio import AudioDecoder, AudioFormat
 from streamer.core.session import StreamSession
 from streamer.errors import StreamerError
 from streamer.protocol import StartMessage, ended_message, speaker_message
+from streamer.server.boundary import until_stopped
 from streamer.server.context import ServerContext
 from streamer.server.errors import StartTimeout
 from streamer.server.fanout import Subscriber
@@ -213,15 +214,5 @@ async def run_stream(ws: ServerConnection, ctx: ServerContext, on_message: Messa
         except ConnectionClosed:
             return "closed"
 
-    reader = asyncio.create_task(read())
-    stopping = asyncio.create_task(ctx.stopping.wait())
-    try:
-        await asyncio.wait({reader, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopping.cancel()
-    if not reader.done():
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
-        return "shutdown"
-    return reader.result()
+    how = await until_stopped(read(), ctx.stopping)
+    return "shutdown" if how is None else how
