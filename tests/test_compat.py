@@ -18,8 +18,6 @@ import struct
 import sys
 import time
 import types
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -38,40 +36,8 @@ from streamer.server.compat.openai import BadRequest, parse_form
 from streamer.server.compat.whisperlive import SegmentsView
 from streamer.server.settings import ServerConfig
 from tests.conftest import wer
-from tests.test_session import RmsVad, Script, ScriptedTranscriber
-
-
-class ScriptedDetector:
-    def stream(self) -> RmsVad:
-        return RmsVad()
-
-
-@contextlib.asynccontextmanager
-async def scripted_server(
-    tmp_path: Path, script: Script, **settings: Any
-) -> AsyncIterator[tuple[StreamerServer, str]]:
-    """As tests/test_sinks.py's: the scripted transcriber and VAD of test_session, on port 0."""
-    config = ServerConfig(host="127.0.0.1", port=0, data_dir=tmp_path, **settings)
-    server = StreamerServer(config, ScriptedTranscriber(script), ScriptedDetector())  # type: ignore[arg-type]
-    port = await server.start()
-    try:
-        yield server, f"127.0.0.1:{port}"
-    finally:
-        await server.shutdown()
-
-
-async def http(address: str, method: str, path: str) -> tuple[int, Any]:
-    def call() -> tuple[int, Any]:
-        request = urllib.request.Request(f"http://{address}{path}", method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                raw, status = response.read().decode(), response.status
-        except urllib.error.HTTPError as exc:
-            raw, status = exc.read().decode(), exc.code
-        return status, json.loads(raw) if raw.startswith(("{", "[")) else raw
-
-    return await asyncio.to_thread(call)
-
+from tests.test_session import Script, ScriptedTranscriber
+from tests.test_sinks import ScriptedDetector, http, scripted_server
 
 TOKEN = "compat-speaker-token-123"
 SCRIPT = Script(regions=((0.5, 4.0), (5.0, 9.0)), total=10.0)

@@ -264,18 +264,7 @@ HANDLERS: dict[str, Handler] = {"serve": cmd_serve, "stream": cmd_stream, "watch
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Standalone entry point (``python -m streamer.server``), the same commands as ``streamer``."""
-    parser = argparse.ArgumentParser(prog="python -m streamer.server", description="Streamer live server.")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
-    handlers = add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return handlers[args.command](args)
-    except StreamerError as exc:
-        print(f"streamer: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("streamer: interrupted", file=sys.stderr)
-        return 130
+    """Standalone entry point (``python -m streamer.server``): the `streamer` command line itself."""
+    from streamer.cli import main as cli_main
+
+    return cli_main(argv)
