@@ -1,4 +1,4 @@
-"""``python -m streamer.server serve|stream|watch``: the server commands without the main CLI."""
+"""``python -m streamer.server``: the `streamer` command line (serve, stream, watch, transcribe)."""
 
 import sys
 
