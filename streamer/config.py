@@ -57,6 +57,10 @@ class DecodeConfig:
     """No partial decode of an utterance shorter than this (seconds)."""
     agreement: int = 2
     """LocalAgreement-n: a word is committed once this many consecutive hypotheses agree on it."""
+    confident_commit: float | None = None
+    """If set, a word whose probability is at least this is committed on one hypothesis (no second vote),
+    once it ends `confident_context` seconds before the decoded window's end."""
+    confident_context: float = 0.6
     trim_after: float = 12.0
     """Once the uncommitted buffer is longer than this (seconds), it is cut at the last committed word."""
     max_buffer: float = 20.0
@@ -86,6 +90,11 @@ class DecodeConfig:
         _require(self.agreement >= 2, "decode.agreement must be >= 2")
         _require(5 <= self.trim_after < self.max_buffer <= 28, "need 5 <= trim_after < max_buffer <= 28 s")
         _require(0 < self.force_keep < self.trim_after, "decode.force_keep must be in (0, trim_after)")
+        _require(
+            self.confident_commit is None or 0 < self.confident_commit <= 1,
+            "decode.confident_commit in (0, 1]",
+        )
+        _require(self.confident_context >= 0, "decode.confident_context must be >= 0")
         _require(self.beam_size >= 1, "decode.beam_size must be >= 1")
         _require(len(self.final_temperatures) >= 1, "decode.final_temperatures must not be empty")
 

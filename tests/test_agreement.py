@@ -219,3 +219,34 @@ def test_committed_times_never_go_backwards() -> None:
     assert committed[0].start == 2.0 and committed[0].end == 2.5
     times = [t for w in agreement.committed for t in (w.start, w.end)]
     assert times == sorted(times)
+
+
+def confident_words(spec: list[tuple[str, float]]) -> list[Word]:
+    return [
+        Word(round(i * STEP, 3), round(i * STEP + LENGTH, 3), text, probability)
+        for i, (text, probability) in enumerate(spec)
+    ]
+
+
+def test_confident_words_commit_on_one_hypothesis_up_to_the_first_doubtful_one() -> None:
+    agreement = LocalAgreement(2, confident=0.9, confident_context=0.6)
+    hypothesis = confident_words([("one", 0.99), ("two", 0.95), ("three", 0.5), ("four", 0.99)])
+    committed = agreement.insert(hypothesis, FAR)
+    assert texts(committed) == ["one", "two"]
+    assert texts(agreement.unstable) == ["three", "four"]
+
+
+def test_confident_words_near_the_window_end_wait_for_a_second_vote() -> None:
+    agreement = LocalAgreement(2, confident=0.9, confident_context=0.6)
+    hypothesis = confident_words([("one", 0.99), ("two", 0.99), ("three", 0.99)])
+    # "two" ends at 0.55 s and "three" at 0.85 s: with the window ending at 1.2 s only "one" and "two" have
+    # 0.6 s of audio after them.
+    assert texts(agreement.insert(hypothesis, 1.2)) == ["one", "two"]
+    revised = confident_words([("one", 0.99), ("two", 0.99), ("tree", 0.99)])
+    assert texts(agreement.insert(revised, 1.3)) == []  # changed, and only 0.45 s of audio after it
+    assert texts(agreement.insert(revised, 1.4)) == ["tree"]  # two votes now
+
+
+def test_without_a_confidence_threshold_one_hypothesis_commits_nothing() -> None:
+    agreement = LocalAgreement(2)
+    assert agreement.insert(confident_words([("one", 1.0), ("two", 1.0)]), FAR) == []

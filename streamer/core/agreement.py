@@ -2,7 +2,10 @@
 
 Each decode of an utterance's buffer gives a hypothesis: words with absolute times. A word is committed once
 `n` consecutive hypotheses agree on it (same normalised text, in the same position after the committed
-prefix). Committed words never change; the rest of the latest hypothesis is the unstable tail.
+prefix). Optionally, a word the latest hypothesis is confident about (probability at least `confident`, and
+ending at least `confident_context` seconds before the window's end) is committed on that hypothesis alone,
+which saves one decode interval of delay. Committed words never change; the rest of the latest hypothesis is
+the unstable tail.
 
 Re-decoded audio repeats already committed words; they are recognised by time (a word starting before the
 committed end is old) and by the n-gram overlap between the committed tail and the new words.
@@ -18,7 +21,6 @@ from streamer.events import Word
 
 OVERLAP_TOLERANCE = 0.1
 """Seconds: a new word starting this much before the committed end still counts as new."""
-MIDPOINT_FILTER = 0.0
 MAX_OVERLAP_NGRAM = 5
 TAIL_GUARD = 0.3
 """Seconds: a word ending this close to the end of a decoded window may be cut off and is not committed on
@@ -42,8 +44,10 @@ def _same(a: Sequence[Word], b: Sequence[Word]) -> bool:
 class LocalAgreement:
     """Hypotheses in, newly committed words out. One instance per utterance."""
 
-    def __init__(self, n: int = 2) -> None:
+    def __init__(self, n: int = 2, confident: float | None = None, confident_context: float = 0.6) -> None:
         self.n = n
+        self.confident = confident
+        self.confident_context = confident_context
         self._hypotheses: deque[list[Word]] = deque(maxlen=n)
         self._window_ends: deque[float] = deque(maxlen=n)
         self.committed: list[Word] = []
@@ -59,10 +63,7 @@ class LocalAgreement:
     def new_words(self, words: Sequence[Word]) -> list[Word]:
         """The part of a hypothesis that lies after the committed prefix."""
         end = self.committed_end
-        if MIDPOINT_FILTER:
-            fresh = [w for w in words if (w.start + w.end) / 2 > end]
-        else:
-            fresh = [w for w in words if w.start > end - OVERLAP_TOLERANCE]
+        fresh = [w for w in words if w.start > end - OVERLAP_TOLERANCE]
         if fresh and self.committed and abs(fresh[0].start - end) < OVERLAP_WINDOW:
             for size in range(min(MAX_OVERLAP_NGRAM, len(fresh), len(self.committed)), 0, -1):
                 if _same(self.committed[-size:], fresh[:size]):
@@ -73,17 +74,26 @@ class LocalAgreement:
         """Add the hypothesis of a window ending at `window_end`; return the words it commits."""
         self._hypotheses.append(self.new_words(words))
         self._window_ends.append(window_end)
-        if len(self._hypotheses) < self.n:
-            return []
         latest = self._hypotheses[-1]
         agreed = 0
-        while agreed < len(latest) and all(
-            agreed < len(h)
-            and normalize_word(h[agreed].text) == normalize_word(latest[agreed].text)
-            and h[agreed].end <= end - TAIL_GUARD
-            for h, end in zip(self._hypotheses, self._window_ends, strict=True)
+        while (
+            len(self._hypotheses) == self.n
+            and agreed < len(latest)
+            and all(
+                agreed < len(h)
+                and normalize_word(h[agreed].text) == normalize_word(latest[agreed].text)
+                and h[agreed].end <= end - TAIL_GUARD
+                for h, end in zip(self._hypotheses, self._window_ends, strict=True)
+            )
         ):
             agreed += 1
+        if self.confident is not None:
+            while (
+                agreed < len(latest)
+                and latest[agreed].probability >= self.confident
+                and latest[agreed].end <= window_end - self.confident_context
+            ):
+                agreed += 1
         return self._commit(agreed)
 
     def force(self, before: float) -> list[Word]:

@@ -50,7 +50,7 @@ class UtteranceDecoder:
         self.window_start = start
         self.end: float | None = None
         self.config = config
-        self.agreement = LocalAgreement(config.agreement)
+        self.agreement = LocalAgreement(config.agreement, config.confident_commit, config.confident_context)
         self.decoded_until = start
         self.in_flight: WindowPlan | None = None
         self.done = False
