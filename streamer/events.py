@@ -7,6 +7,9 @@ Invariants the core guarantees:
 - A `Final` never changes once emitted; finals of a stream are emitted in order of `index` and time.
 - A `Partial` always extends the committed text of its utterance: ``partial.text.startswith(partial.stable)``
   and ``partial.stable`` is exactly the text of the finals emitted so far for ``partial.utterance_id``.
+- Once an utterance has ended, its final decode closes it: the `Final` that decode commits (if any) has
+  `ends_utterance` set, and exactly one `Partial` with `complete` set follows it, the last event of that
+  utterance (its ``stable`` is the utterance's whole text, its ``unstable`` empty).
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ class Partial:
     end: float
     stable: str
     unstable: str
+    complete: bool = False
+    """The utterance is finalised: nothing more of it follows."""
 
     @property
     def text(self) -> str:
@@ -83,6 +88,8 @@ class Final:
     end: float
     text: str
     words: tuple[Word, ...] = field(default_factory=tuple)
+    ends_utterance: bool = False
+    """Committed by its utterance's final decode: the last final of an utterance that has ended."""
 
     @property
     def ends_sentence(self) -> bool:
@@ -96,6 +103,7 @@ class Final:
             "end": round(self.end, 3),
             "text": self.text,
             "words": [w.to_json() for w in self.words],
+            "ends_utterance": self.ends_utterance,
         }
 
     @classmethod
@@ -107,6 +115,7 @@ class Final:
             end=float(data["end"]),
             text=str(data["text"]),
             words=tuple(Word.from_json(w) for w in data.get("words", ())),
+            ends_utterance=bool(data.get("ends_utterance", False)),
         )
 
 

@@ -2,7 +2,8 @@
 
 Rules (docs/protocol.md is the user-facing version):
 - A speaker's first message is a JSON text ``start`` message; then binary audio frames in the format it
-  announced; then a JSON ``end`` message. Any other order is an `UnexpectedMessage`.
+  announced, and any number of ``flush`` messages among them (each finalises the open utterance at once);
+  then a JSON ``end`` message. Any other order is an `UnexpectedMessage`.
 - Text that is not a JSON object is a `MalformedMessage`; an object with bad field values is an
   `InvalidMessage`; an audio format the server cannot decode is an `UnsupportedAudio`; a version other than
   `PROTOCOL_VERSION` is an `UnsupportedVersion`. Every error carries a stable ``code`` string that goes into
@@ -98,7 +99,12 @@ class EndMessage:
     """The speaker has no more audio: finalise everything, then the server answers ``ended``."""
 
 
-ClientMessage = StartMessage | EndMessage
+@dataclass(frozen=True, slots=True)
+class FlushMessage:
+    """Finalise what was said so far now, without waiting for a pause; the stream goes on."""
+
+
+ClientMessage = StartMessage | EndMessage | FlushMessage
 
 
 def validate_session_id(value: object) -> str:
@@ -157,11 +163,13 @@ def parse_client_text(text: str) -> ClientMessage:
         return _parse_start(data)
     if kind == "end":
         return EndMessage()
-    raise UnexpectedMessage(f"unknown message type {kind!r}; expected 'start' or 'end'")
+    if kind == "flush":
+        return FlushMessage()
+    raise UnexpectedMessage(f"unknown message type {kind!r}; expected 'start', 'flush' or 'end'")
 
 
 class SpeakerProtocol:
-    """The speaker connection's state machine: AWAIT_START -> STREAMING -> ENDED.
+    """The speaker connection's state machine: AWAIT_START -> STREAMING (audio, flush) -> ENDED.
 
     `receive_text` / `receive_audio` return the parsed message or the audio bytes, or raise a
     `ProtocolError` for anything out of order.
@@ -178,11 +186,12 @@ class SpeakerProtocol:
             if self.start is not None:
                 raise UnexpectedMessage("the stream has already started")
             self.start = message
-        else:
-            if self.start is None:
-                raise UnexpectedMessage("the first message must be a 'start' message")
-            if self.ended:
-                raise UnexpectedMessage("the stream has already ended")
+            return message
+        if self.start is None:
+            raise UnexpectedMessage("the first message must be a 'start' message")
+        if self.ended:
+            raise UnexpectedMessage("the stream has already ended")
+        if isinstance(message, EndMessage):
             self.ended = True
         return message
 
@@ -216,6 +225,7 @@ def event_message(event: CaptionEvent) -> str:
                 "end": round(event.end, 3),
                 "stable": event.stable,
                 "unstable": event.unstable,
+                "complete": event.complete,
             }
         )
     if isinstance(event, SpeechStarted):

@@ -141,17 +141,63 @@ def test_deepgram_results_shape() -> None:
                     "end": 0.9,
                     "text": "Hello,",
                     "words": [word],
+                    "ends_utterance": True,
                 }
             )
         )[0]
     )
     assert json.loads(ended[0])["type"] == "UtteranceEnd"
     assert result["is_final"] and result["speech_final"] and result["channel_index"] == [0, 1]
+    assert not result["from_finalize"]
     alt = result["channel"]["alternatives"][0]
     assert alt["transcript"] == "Hello," and alt["confidence"] == 0.8
     assert alt["words"] == [
         {"word": "hello", "start": 0.5, "end": 0.9, "confidence": 0.8, "punctuated_word": "Hello,"}
     ]
+
+
+def dg_final(utterance: int, text: str, closing: bool) -> dict[str, Any]:
+    word = {"start": 1.0, "end": 1.5, "text": text, "probability": 0.9}
+    return {"type": "final", "utterance_id": utterance, "start": 1.0, "end": 1.5, "text": text,
+            "words": [word], "ends_utterance": closing}  # fmt: skip
+
+
+def dg_complete(utterance: int, stable: str) -> dict[str, Any]:
+    return {"type": "partial", "utterance_id": utterance, "start": 1.0, "end": 1.5, "stable": stable,
+            "unstable": "", "complete": True}  # fmt: skip
+
+
+def test_deepgram_speech_final_once_per_utterance_and_from_finalize_once_per_finalize() -> None:
+    view = ResultsView(parse_options({}))
+
+    def results(message: dict[str, Any]) -> list[dict[str, Any]]:
+        return [json.loads(m) for m in view(message)]
+
+    def flags(result: dict[str, Any]) -> tuple[str, bool, bool, bool]:
+        text = result["channel"]["alternatives"][0]["transcript"]
+        return text, result["is_final"], result["speech_final"], result["from_finalize"]
+
+    # Nothing to finalise: the Finalize is answered at once by an empty final.
+    answer = view.finalize()
+    assert answer is not None and flags(json.loads(answer)) == ("", True, False, True)
+    # Utterance 0 ends at a pause; its final decode commits the last words: speech_final on them.
+    assert results({"type": "speech_started", "utterance_id": 0, "time": 0.5}) == []
+    assert [flags(r) for r in results(dg_final(0, "One", False))] == [("One", True, False, False)]
+    assert results({"type": "speech_ended", "utterance_id": 0, "time": 2.0}) == []
+    assert [flags(r) for r in results(dg_final(0, "two.", True))] == [("two.", True, True, False)]
+    assert results(dg_complete(0, "One two.")) == []
+    # Utterance 1 is cut by Finalize; its final decode adds nothing, so an empty final carries both flags.
+    results({"type": "speech_started", "utterance_id": 1, "time": 3.0})
+    assert [flags(r) for r in results(dg_final(1, "Three", False))] == [("Three", True, False, False)]
+    results({"type": "speech_ended", "utterance_id": 1, "time": 4.0})
+    assert view.finalize() is None  # answered when utterance 1 is complete
+    assert [flags(r) for r in results(dg_complete(1, "Three"))] == [("", True, True, True)]
+    # Utterance 2: cut, and its last final answers.
+    results({"type": "speech_started", "utterance_id": 2, "time": 5.0})
+    assert view.finalize() is None
+    assert [flags(r) for r in results(dg_final(2, "Four.", True))] == [("Four.", True, True, True)]
+    assert results(dg_complete(2, "Four.")) == []
+    assert not view.undecided and not view.finalizing and not view.answered
 
 
 # -- OpenAI: the real openai client -----------------------------------------------------------------------
@@ -398,8 +444,10 @@ def test_deepgram_sdk_streams_and_gets_results(tmp_path: Path) -> None:
             finals = seen["final"]
             words = [w.punctuated_word for r in finals for w in r.channel.alternatives[0].words]
             assert " ".join(words) == spoken(script)
-            assert " ".join(r.channel.alternatives[0].transcript for r in finals) == spoken(script)
-            assert any(r.speech_final for r in finals)
+            transcripts = [r.channel.alternatives[0].transcript for r in finals]
+            assert " ".join(t for t in transcripts if t) == spoken(script)
+            assert sum(r.speech_final for r in finals) == len(script.regions)  # one per utterance
+            assert sum(r.from_finalize for r in finals) == 1  # drive_deepgram's one Finalize
             assert seen["interim"] and len(seen["utterance_end"]) == len(script.regions)
             assert len(seen["metadata"]) == 1 and seen["metadata"][0].duration == pytest.approx(script.total)
             status, sessions = await http(address, "GET", "/sessions")
@@ -442,6 +490,7 @@ def test_a_deepgram_session_has_viewers_and_finishes_on_shutdown(tmp_path: Path)
             assert speaker.close_code == 1001
             assert seen[-1]["type"] == "Metadata" and seen[-1]["duration"] == pytest.approx(SCRIPT.total / 2)
             results = [m["channel"]["alternatives"][0]["transcript"] for m in seen if m["type"] == "Results"]
+            results = [t for t in results if t]  # an utterance whose final decode added nothing: an empty one
             finals = [m["text"] for m in viewed if m["type"] == "final"]
             assert results and results == finals
             assert [m["type"] for m in viewed][-2:] == ["ended", "speaker_left"]
@@ -531,5 +580,79 @@ def test_deepgram_sdk_with_the_real_model(
             text = " ".join(r.channel.alternatives[0].transcript for r in seen["final"])
             assert wer(rec.reference, text) < 0.2, text
             assert seen["metadata"]
+
+    asyncio.run(scenario())
+
+
+FINALIZE_AT = 5.0
+"""Audio seconds after which the Finalize test sends ``Finalize``: mid-sentence, the speaker never pauses."""
+FINALIZE_DEADLINE = 3.0
+"""Wall seconds within which the ``from_finalize`` answer must come (one final decode, on a CPU)."""
+
+
+async def stream_with_finalize(
+    address: str, pcm: bytes
+) -> tuple[list[tuple[float, dict[str, Any]]], float, float]:
+    """Streams `pcm` in real time to ``/v1/listen`` with a raw websocket, sending ``Finalize`` after
+    `FINALIZE_AT` seconds; returns every message with its arrival (monotonic), and when Finalize and the last
+    audio were sent."""
+    query = "encoding=linear16&sample_rate=16000&interim_results=true&vad_events=true&utterance_end_ms=1000"
+    received: list[tuple[float, dict[str, Any]]] = []
+    async with connect(f"ws://{address}/v1/listen?{query}&language=en") as ws:
+
+        async def read() -> None:
+            with contextlib.suppress(ConnectionClosed):
+                async for raw in ws:
+                    received.append((time.monotonic(), json.loads(raw)))
+
+        reader = asyncio.create_task(read())
+        step = 3200  # 0.1 s of PCM16
+        finalized_at = 0.0
+        began = time.monotonic()
+        for i in range(0, len(pcm), step):
+            await ws.send(pcm[i : i + step])
+            sent = (i + step) / 2 / SAMPLE_RATE
+            if not finalized_at and sent >= FINALIZE_AT:
+                await ws.send(json.dumps({"type": "Finalize"}))
+                finalized_at = time.monotonic()
+            await asyncio.sleep(max(0.0, began + sent - time.monotonic()))
+        ended_at = time.monotonic()
+        await ws.send(json.dumps({"type": "CloseStream"}))
+        await asyncio.wait_for(reader, TIMEOUT * 2)
+    return received, finalized_at, ended_at
+
+
+@pytest.mark.slow
+def test_deepgram_finalize_mid_speech_finalises_at_once_with_the_real_model(
+    tmp_path: Path, recordings: Any, transcriber: Any, detector: Any
+) -> None:
+    rec = recordings["ljspeech_LJ001-0001"]  # one sentence of 9.7 s read without a pause the VAD would end
+    silence = np.zeros(2 * SAMPLE_RATE, dtype=np.float32)
+    pcm = (np.clip(np.concatenate([read_audio(rec.audio), silence]), -1, 1) * 32767).astype("<i2").tobytes()
+
+    async def scenario() -> None:
+        async with real_server(tmp_path, transcriber, detector) as address:
+            received, finalized_at, ended_at = await stream_with_finalize(address, pcm)
+        finals = [(at, m) for at, m in received if m["type"] == "Results" and m["is_final"]]
+        answers = [(at, m) for at, m in finals if m["from_finalize"]]
+        assert len(answers) == 1, [m for _, m in finals]
+        at, answer = answers[0]
+        text = answer["channel"]["alternatives"][0]["transcript"]
+        # The open utterance was cut where the audio stood and finalised at once, not at the end of the
+        # sentence 4.6 s later: the answer carries words and ends at the cut.
+        assert at - finalized_at < FINALIZE_DEADLINE, (at - finalized_at, text)
+        assert at < ended_at - 3.0  # well before the stream ended (6.7 s of audio after the Finalize)
+        assert text and answer["speech_final"]
+        assert answer["start"] + answer["duration"] <= FINALIZE_AT + 0.2
+        # The stream went on: the rest of the sentence is a new utterance, transcribed and finalised too.
+        later = [m for t, m in finals if t > at and m["channel"]["alternatives"][0]["transcript"]]
+        assert later and all(m["start"] >= FINALIZE_AT - 0.5 for m in later)
+        assert sum(m["speech_final"] for _, m in finals) == 2  # the cut utterance and the rest
+        assert sum(m["type"] == "SpeechStarted" for _, m in received) == 2
+        starts = [m["start"] for _, m in finals]
+        assert starts == sorted(starts)
+        transcript = " ".join(m["channel"]["alternatives"][0]["transcript"] for _, m in finals)
+        assert wer(rec.reference, transcript) < 0.2, transcript
+        assert received[-1][1]["type"] == "Metadata"
 
     asyncio.run(scenario())

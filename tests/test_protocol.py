@@ -11,6 +11,7 @@ from streamer.events import Final, Partial, SpeechEnded, SpeechStarted, Word
 from streamer.protocol import (
     PROTOCOL_VERSION,
     EndMessage,
+    FlushMessage,
     InvalidMessage,
     MalformedMessage,
     MessageTooBig,
@@ -49,8 +50,9 @@ def test_start_without_optional_fields() -> None:
     assert message.audio.sample_rate == 16000
 
 
-def test_end_message() -> None:
+def test_end_and_flush_messages() -> None:
     assert parse_client_text('{"type": "end"}') == EndMessage()
+    assert parse_client_text('{"type": "flush"}') == FlushMessage()
 
 
 @pytest.mark.parametrize(
@@ -86,7 +88,11 @@ def test_speaker_state_machine_order() -> None:
         proto.receive_audio(b"\x00\x00")
     with pytest.raises(UnexpectedMessage):
         proto.receive_text('{"type": "end"}')
+    with pytest.raises(UnexpectedMessage):
+        proto.receive_text('{"type": "flush"}')
     assert isinstance(proto.receive_text(start()), StartMessage)
+    assert proto.receive_text('{"type": "flush"}') == FlushMessage()  # any number, among the audio
+    assert proto.receive_text('{"type": "flush"}') == FlushMessage()
     with pytest.raises(UnexpectedMessage):
         proto.receive_text(start())
     assert proto.receive_audio(b"\x01\x02") == b"\x01\x02"
@@ -95,6 +101,8 @@ def test_speaker_state_machine_order() -> None:
     assert proto.receive_text('{"type": "end"}') == EndMessage()
     with pytest.raises(UnexpectedMessage):
         proto.receive_audio(b"\x00\x00")
+    with pytest.raises(UnexpectedMessage):
+        proto.receive_text('{"type": "flush"}')
 
 
 def test_events_serialize() -> None:
@@ -111,7 +119,11 @@ def test_events_serialize() -> None:
         "end": 2.0,
         "stable": "Hello",
         "unstable": "there",
+        "complete": False,
     }
+    closing = Final(4, 1, 2.5, 3.0, "Bye.", (Word(2.5, 3.0, "Bye."),), ends_utterance=True)
+    assert Final.from_json(parse_server_text(event_message(closing))) == closing
+    assert parse_server_text(event_message(Partial(1, 1.0, 3.0, "Hello there. Bye.", "", True)))["complete"]
     assert parse_server_text(event_message(SpeechStarted(2, 3.0)))["type"] == "speech_started"
     assert parse_server_text(event_message(SpeechEnded(2, 4.0)))["type"] == "speech_ended"
 

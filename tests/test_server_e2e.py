@@ -262,6 +262,50 @@ def test_speaker_vanishing_mid_utterance_loses_nothing(models: Models, tmp_path:
     asyncio.run(scenario())
 
 
+def test_flush_mid_speech_finalises_the_open_utterance_and_the_stream_goes_on(
+    models: Models, tmp_path: Path
+) -> None:
+    samples = np.concatenate([audio(LJ), np.zeros(2 * 16000, dtype=np.float32)])  # one sentence, no pause
+    flush_at = 5.0
+
+    async def scenario() -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        async with running(models, tmp_path) as (_, url), connect(endpoint(url, "/ws/speak")) as ws:
+            await ws.send(
+                json.dumps({"type": "start", "version": 1, "session": "flush", "sample_rate": 16000})
+            )
+            assert json.loads(await ws.recv())["type"] == "ready"
+            frame = 1600
+            for offset in range(0, len(samples), frame):
+                await ws.send(to_pcm16(samples[offset : offset + frame]))
+                if offset + frame == int(flush_at * 16000):
+                    await ws.send(json.dumps({"type": "flush"}))
+            await ws.send(json.dumps({"type": "end"}))
+            async with asyncio.timeout(TIMEOUT):
+                async for raw in ws:
+                    messages.append(json.loads(raw))
+        return messages
+
+    messages = asyncio.run(scenario())
+    kinds = [(m["type"], m.get("utterance_id")) for m in messages]
+    ended = [m for m in messages if m["type"] == "speech_ended"]
+    started = [m for m in messages if m["type"] == "speech_started"]
+    # The flush ended utterance 0 where the audio stood (the VAD's last whole frame) and opened no gap.
+    assert [m["utterance_id"] for m in started] == [0, 1] and [m["utterance_id"] for m in ended] == [0, 1]
+    assert flush_at - 0.05 <= ended[0]["time"] <= flush_at and started[1]["time"] == ended[0]["time"]
+    # Utterance 0 was closed (its last final, then its complete partial) before anything of utterance 1.
+    closing = next(i for i, m in enumerate(messages) if m["type"] == "partial" and m["complete"])
+    assert messages[closing]["utterance_id"] == 0
+    assert all(u == 0 for kind, u in kinds[:closing] if kind in ("final", "partial"))
+    finals = [Final.from_json(m) for m in messages if m["type"] == "final"]
+    first = [f for f in finals if f.utterance_id == 0]
+    assert first and first[-1].end <= ended[0]["time"] + 1e-3
+    closers = [f.utterance_id for f in finals if f.ends_utterance]  # at most one each (none: nothing left)
+    assert closers == sorted(set(closers)) and set(closers) <= {0, 1}
+    assert [m["utterance_id"] for m in messages if m["type"] == "partial" and m["complete"]] == [0, 1]
+    assert wer(reference(LJ), text_of(finals)) < 0.2, text_of(finals)
+
+
 BAD_START = {"type": "start", "version": 1, "sample_rate": 16000, "encoding": "pcm16"}
 
 

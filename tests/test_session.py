@@ -162,8 +162,10 @@ def drive(
     *,
     chunk: float = CHUNK,
     lag: int = 0,
+    cuts: Sequence[float] = (),
 ) -> Trace:
-    """Feed `audio` chunk by chunk; run each request `lag` chunks after it was asked for (0: at once)."""
+    """Feed `audio` chunk by chunk; run each request `lag` chunks after it was asked for (0: at once); call
+    `cut` once the stream time reaches each of `cuts`."""
     trace = Trace()
     pending: list[tuple[DecodeRequest, int]] = []
     step = int(round(chunk * SAMPLE_RATE))
@@ -186,9 +188,14 @@ def drive(
             trace.requests.append((request, session.vad_time))
             pending.append((request, now))
 
+    pending_cuts = sorted(cuts)
     for i, pos in enumerate(range(0, len(audio), step)):
         emit(session.feed(audio[pos : pos + step]))
         drain(i)
+        while pending_cuts and session.time >= pending_cuts[0] - 1e-9:
+            pending_cuts.pop(0)
+            emit(session.cut())
+            drain(i)
     emit(session.finish())
     drain(0, flush=True)
     assert session.idle
@@ -207,6 +214,7 @@ def run(
     first_index: int = 0,
     first_utterance_id: int = 0,
     context: str = "",
+    cuts: Sequence[float] = (),
 ) -> tuple[Trace, ScriptedTranscriber]:
     transcriber = ScriptedTranscriber(script, fail, loop=loop, flicker=flicker)
     session = StreamSession(
@@ -218,7 +226,7 @@ def run(
         first_utterance_id=first_utterance_id,
         context=context,
     )
-    return drive(session, transcriber, script.audio(), chunk=chunk, lag=lag), transcriber
+    return drive(session, transcriber, script.audio(), chunk=chunk, lag=lag, cuts=cuts), transcriber
 
 
 def assert_same_words(heard: Sequence[Word], spoken: Sequence[Word]) -> None:
@@ -249,12 +257,31 @@ def assert_captions_consistent(trace: Trace, script: Script) -> None:
         elif isinstance(event, Partial):
             assert event.text.startswith(event.stable)
             assert event.stable == " ".join(committed.get(event.utterance_id, []))
+    assert_utterances_closed(trace)
     # Words lie inside their utterance.
     spans = utterance_spans(trace)
     for f in finals:
         start, end = spans[f.utterance_id]
         assert start - 1e-6 <= f.start and f.end <= end + 1e-6
     assert_same_words(trace.final_words(), script.words)
+
+
+def assert_utterances_closed(trace: Trace) -> None:
+    """Each utterance's captions end with exactly one complete partial, its whole text as stable; the final
+    just before it, if of the same utterance, is the only one with ends_utterance."""
+    captions: dict[int, list[Final | Partial]] = {}
+    for event, _ in trace.events:
+        if isinstance(event, Final | Partial):
+            captions.setdefault(event.utterance_id, []).append(event)
+    assert captions.keys() == {e.utterance_id for e in trace.of(SpeechEnded)}
+    for utterance, events in captions.items():
+        last = events[-1]
+        assert isinstance(last, Partial) and last.complete and last.unstable == "", (utterance, last)
+        assert not any(isinstance(e, Partial) and e.complete for e in events[:-1])
+        finals = [e for e in events if isinstance(e, Final)]
+        assert last.stable == " ".join(f.text for f in finals)
+        closing = [f for f in finals if f.ends_utterance]
+        assert closing == ([events[-2]] if len(events) > 1 and isinstance(events[-2], Final) else [])
 
 
 def utterance_spans(trace: Trace) -> dict[int, tuple[float, float]]:
@@ -503,6 +530,62 @@ def test_finish_in_the_middle_of_speech_closes_the_utterance() -> None:
     ended = trace.of(SpeechEnded)
     assert ended and ended[0].time <= 4.0
     assert_same_words(trace.final_words(), [w for w in script.words if (w.start + w.end) / 2 < 4.0])
+
+
+def test_cut_mid_speech_finalises_the_open_utterance_at_once() -> None:
+    script = Script(regions=((1.0, 9.0),), total=10.0)  # one utterance: the speaker never pauses
+    trace, transcriber = run(script, cuts=[4.0])
+    assert_captions_consistent(trace, script)  # every word once, in order, across the cut
+    ended = trace.of(SpeechEnded)
+    started = trace.of(SpeechStarted)
+    assert [e.utterance_id for e in started] == [0, 1] and [e.utterance_id for e in ended] == [0, 1]
+    assert ended[0].time == pytest.approx(4.0, abs=0.04)  # where the audio received ended
+    assert started[1].time == ended[0].time  # the speech that goes on continues the stream
+    # The cut utterance's final decode is the very next request, and its last final and complete partial
+    # come out at once, 5 s before the pause that would otherwise have ended it.
+    final_request, asked_at = next((r, t) for r, t in trace.requests if r.final)
+    assert asked_at == pytest.approx(4.0, abs=0.04)
+    assert final_request.duration == pytest.approx(ended[0].time - trace.of(SpeechStarted)[0].time, abs=1e-3)
+    emitted = {id(e): t for e, t in trace.events}
+    (closing,) = [p for p in trace.partials if p.complete and p.utterance_id == 0]
+    assert emitted[id(closing)] == pytest.approx(4.0, abs=CHUNK + 1e-6)
+    assert [f.utterance_id for f in trace.finals if f.ends_utterance] == [0, 1]
+    assert len([r for r in transcriber.requests if r.final]) == 2
+
+
+def test_cut_waits_for_a_partial_decode_in_flight_and_loses_nothing() -> None:
+    script = Script(regions=((0.5, 6.0), (7.0, 9.0)), total=10.0)
+    trace, _ = run(script, lag=4, cuts=[2.55, 3.0, 8.0])  # a slow scheduler; cuts in quick succession
+    assert_captions_consistent(trace, script)
+    assert len(trace.of(SpeechEnded)) >= 4
+
+
+def test_cut_without_an_open_utterance_changes_nothing() -> None:
+    script = Script(regions=((1.0, 3.0),), total=6.0)
+    plain, _ = run(script)
+    cut, _ = run(script, cuts=[0.5, 5.0])  # before the speech and after its end
+    assert [type(e) for e, _ in cut.events] == [type(e) for e, _ in plain.events]
+    assert cut.finals == plain.finals
+    session = StreamSession("s", StreamConfig(), RmsVad())
+    session.finish()
+    assert session.cut() == []
+
+
+class DeafFinalTranscriber(ScriptedTranscriber):
+    """Hears nothing in final decodes: the utterance's words must all come from its partial decodes."""
+
+    def decode(self, requests: Sequence[DecodeRequest]) -> list[DecodeResult]:
+        return [DecodeResult(r.stream_id, r.request_id) if r.final else self._decode(r) for r in requests]
+
+
+def test_a_final_decode_that_adds_nothing_still_closes_the_utterance() -> None:
+    script = Script(regions=((1.0, 6.0),), total=8.0)
+    session = StreamSession("test", StreamConfig(), RmsVad())
+    trace = drive(session, DeafFinalTranscriber(script), script.audio())
+    assert trace.finals and not any(f.ends_utterance for f in trace.finals)
+    closing = trace.partials[-1]
+    assert closing.complete and closing.stable == " ".join(f.text for f in trace.finals)
+    assert_utterances_closed(trace)
 
 
 @pytest.mark.parametrize("chunk", [0.02, 0.37, 1.5])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -34,7 +35,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from streamer.events import Final
+from streamer.events import Final, Partial
 from streamer.protocol import InvalidMessage, parse_client_text
 from streamer.server.app import StreamerServer
 from streamer.server.rooms import Room
@@ -81,6 +82,8 @@ class FakeService:
     gate: threading.Event = field(default_factory=threading.Event)
     """Cleared: requests hang until it is set again."""
     accepted: list[dict[str, Any]] = field(default_factory=list)
+    arrived: list[float] = field(default_factory=list)
+    """When each accepted request came (monotonic), in step with `accepted`."""
     errors: list[str] = field(default_factory=list)
     rejected: int = 0
     attempts: int = 0
@@ -158,6 +161,7 @@ class Handler(BaseHTTPRequestHandler):
             if seq != service.last_seq + 1:
                 service.errors.append(f"seq {seq} after {service.last_seq}")
             service.accepted.append(self._record(params, body, seq))
+            service.arrived.append(time.monotonic())
             self._answer(200, b"2026-01-01T00:00:00.000\n" if service.mode == "youtube" else b"")
 
     def _check(self, path: str, params: dict[str, list[str]], body: bytes, seq: int) -> str | None:
@@ -418,6 +422,141 @@ def test_webhook_bodies_are_signed_and_carry_session_and_seq(tmp_path: Path) -> 
         assert got["delivery"].endswith(f"/{seq}")
 
 
+# -- Zoom partial captions ----------------------------------------------------------------------------------
+
+
+def test_partial_options_are_for_zoom_only_and_bounded() -> None:
+    url = f"https://wmcc.zoom.us/closedcaption?id={TOKEN}"
+    plain = parse_sink_spec({"kind": "zoom", "url": url})
+    assert not plain.partials and "partials" not in plain.public() and "partials" not in plain.to_json()
+    live = parse_sink_spec({"kind": "zoom", "url": url, "partials": True, "partial_interval": 1.5})
+    assert live.partials and live.partial_interval == 1.5
+    assert live.public()["partials"] is True and live.public()["partial_interval"] == 1.5
+    assert parse_sink_spec(live.to_json()) == live and live.id == plain.id  # the same destination
+    assert parse_sink_spec({"kind": "zoom", "url": url, "partials": True}).partial_interval == 2.0
+    for bad in (
+        {"partials": "yes"},
+        {"partials": True, "partial_interval": 0.5},  # faster than one caption a second
+        {"partials": True, "partial_interval": 3600},
+        {"partials": True, "partial_interval": True},
+        {"partials": True, "partial_interval": "2"},
+    ):
+        with pytest.raises(InvalidSinkSpec):
+            parse_sink_spec({"kind": "zoom", "url": url, **bad})
+    for kind in ("youtube", "webhook"):
+        with pytest.raises(InvalidSinkSpec, match="only zoom"):
+            spec(kind, "https://x.example/closedcaption", partials=True)
+
+
+@dataclass
+class Captions:
+    """A scripted live caption stream: what a sink was offered, in order."""
+
+    offered: list[Final | Partial] = field(default_factory=list)
+
+    def text(self, caption: Final | Partial) -> str:
+        return caption.text if isinstance(caption, Final) else caption.unstable
+
+    def index_of(self, text: str) -> int:
+        """Where the caption a destination shows was offered (texts are unique)."""
+        return next(i for i, c in enumerate(self.offered) if self.text(c) == text)
+
+
+async def speak_captions(sink: Sink, utterances: int, pace: float) -> Captions:
+    """Offers what a session emits for `utterances` utterances: a partial every `pace` seconds whose tail
+    grows, a final every 6 partials committing the tail, the last final, then the complete partial."""
+    captions = Captions()
+    index = 0
+    for u in range(utterances):
+        stable: list[str] = []
+        for step in range(1, 19):
+            tail = f"u{u} tail {step}"
+            partial = Partial(u, 0.0, 1.0, " ".join(stable), tail)
+            sink.offer_partial(partial)
+            captions.offered.append(partial)
+            await asyncio.sleep(pace)
+            if step % 6 == 0:
+                final = Final(index, u, 0.0, 1.0, f"u{u} final {step // 6}.", ends_utterance=step == 18)
+                index += 1
+                stable.append(final.text)
+                sink.offer(final)
+                captions.offered.append(final)
+        complete = Partial(u, 0.0, 1.0, " ".join(stable), "", complete=True)
+        sink.offer_partial(complete)
+        captions.offered.append(complete)
+    return captions
+
+
+def test_zoom_partials_are_rate_limited_and_never_delay_or_outlive_finals() -> None:
+    interval = 1.0
+
+    async def scenario(url: str) -> tuple[Sink, Captions]:
+        sink = ZoomSink(spec("zoom", url, partials=True, partial_interval=interval), "talk", retry=FAST)
+        sink.start()
+        captions = await speak_captions(sink, utterances=2, pace=0.1)
+        assert await sink.drain(TIMEOUT)
+        return sink, captions
+
+    with fake_service("zoom") as (service, url):
+        sink, captions = asyncio.run(scenario(url))
+    assert service.errors == []
+    accepted = [a["text"] for a in service.accepted]
+    sent_finals = [c.text for c in captions.offered if isinstance(c, Final)]
+    shown_finals = [t for t in accepted if " final " in t]
+    shown_partials = [(t, at) for t, at in zip(accepted, service.arrived, strict=True) if " tail " in t]
+    # Every final exactly once, in order; one seq per caption, partials included, without gaps.
+    assert shown_finals == sent_finals
+    assert service.seqs() == list(range(1, len(accepted) + 1))
+    assert sink.status()["delivered"] == len(sent_finals)
+    # Partials: some shown, most dropped as stale, never two within the interval.
+    assert 3 <= len(shown_partials) == sink.status()["partials_delivered"] < 18
+    gaps = [b - a for (_, a), (_, b) in zip(shown_partials, shown_partials[1:], strict=False)]
+    assert min(gaps) >= interval - 0.05, gaps
+    # Nothing is shown out of the order it was offered in: a partial never follows a final offered after
+    # it, so none follows the last final of its utterance.
+    order = [captions.index_of(t) for t in accepted]
+    assert order == sorted(order)
+    for u in range(2):
+        last_final = max(i for i, t in enumerate(accepted) if t.startswith(f"u{u} final"))
+        assert not any(t.startswith(f"u{u} tail") for t in accepted[last_final:])
+
+
+def test_a_failed_partial_keeps_its_seq_and_the_final_after_it_takes_the_next() -> None:
+    answers = iter([503, 200, 200])
+
+    async def scenario() -> list[tuple[str, str]]:
+        first_attempt = asyncio.Event()
+        release = asyncio.Event()
+
+        async def handler(request: HttpRequest) -> HttpResponse:
+            if request.method == "GET":
+                return HttpResponse(404)
+            if not first_attempt.is_set():
+                first_attempt.set()
+                await release.wait()
+            return HttpResponse(next(answers))
+
+        transport = MockTransport(handler)
+        zoom = spec("zoom", "https://z.example/closedcaption", partials=True, partial_interval=1.0)
+
+        async def no_wait(seconds: float) -> None:
+            pass
+
+        sink = ZoomSink(zoom, "talk", transport=transport, sleep=no_wait)
+        sink.start()
+        sink.offer_partial(Partial(0, 0.0, 1.0, "", "Ask not"))
+        await asyncio.wait_for(first_attempt.wait(), TIMEOUT)
+        sink.offer_partial(Partial(0, 0.0, 1.5, "", "Ask not what"))  # replaces nothing in flight
+        sink.offer(Final(0, 0, 0.0, 1.5, "Ask not what,"))  # drops the waiting partial
+        release.set()  # the partial in flight fails with 503: retried as it was
+        assert await sink.drain(TIMEOUT)
+        posts = [r for r in transport.requests if r.method == "POST"]
+        return [(parse_qs(urlsplit(r.url).query)["seq"][0], r.body.decode()) for r in posts]
+
+    posts = asyncio.run(scenario())
+    assert posts == [("1", "Ask not"), ("1", "Ask not"), ("2", "Ask not what,")]
+
+
 # -- never blocking, bounded ------------------------------------------------------------------------------
 
 
@@ -598,8 +737,10 @@ async def speak(
     start: dict[str, Any],
     encoding: str = "float32",
     token: str | None = None,
+    pace: float = 0.0,
 ) -> list[dict[str, Any]]:
-    """Streams `samples` as a speaker (faster than real time) and returns what the server sent."""
+    """Streams `samples` as a speaker and returns what the server sent: as fast as the server reads, or
+    with `pace`, that many wall seconds per second of audio."""
     messages: list[dict[str, Any]] = []
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with connect(f"ws://{address}/ws/speak", additional_headers=headers) as ws:
@@ -617,6 +758,8 @@ async def speak(
         for i in range(0, len(samples), step):
             chunk = samples[i : i + step]
             await ws.send(chunk.astype("<f4").tobytes() if encoding == "float32" else chunk.tobytes())
+            if pace:
+                await asyncio.sleep(pace * len(chunk) / 16000)
         await ws.send(json.dumps({"type": "end"}))
         await asyncio.wait_for(reader, TIMEOUT)
     return messages
@@ -649,6 +792,48 @@ def test_a_session_forwards_exactly_its_finals_to_zoom_with_the_scripted_model(
     ]
     assert TOKEN not in info and TOKEN not in metrics and TOKEN not in caplog.text
     assert "streamer_sink_delivered_total" in metrics
+
+
+def shown_in_order(shown: list[str], events: list[tuple[str, str]]) -> bool:
+    """Whether `shown` is the texts of `events` ((kind, text) in the order the session emitted them) with
+    every final and some of the partials, in that order."""
+
+    @functools.cache
+    def fits(e: int, s: int) -> bool:
+        if e == len(events):
+            return s == len(shown)
+        kind, text = events[e]
+        matched = s < len(shown) and shown[s] == text and fits(e + 1, s + 1)
+        return matched or (kind == "partial" and fits(e + 1, s))
+
+    return fits(0, 0)
+
+
+def test_a_session_forwards_its_live_partials_to_zoom_between_its_finals(tmp_path: Path) -> None:
+    script = Script(regions=((0.5, 4.0), (5.0, 9.0)), total=10.0)
+
+    async def scenario(service: FakeService, url: str) -> list[dict[str, Any]]:
+        async with scripted_server(tmp_path, script) as (_, address):
+            sinks = [{"kind": "zoom", "url": url, "partials": True, "partial_interval": 1}]
+            start = {"session": "talk", "sinks": sinks}
+            messages = await speak(address, script.audio(), start, pace=0.4)  # 4 s: 4 partials at most
+            last = [m["text"] for m in messages if m["type"] == "final"][-1]
+            await wait_for(lambda: bool(service.accepted) and service.accepted[-1]["text"] == last)
+            return messages
+
+    with fake_service("zoom") as (service, url):
+        messages = asyncio.run(scenario(service, url))
+    assert service.errors == [] and service.seqs() == list(range(1, len(service.accepted) + 1))
+    events = [
+        ("final", m["text"]) if m["type"] == "final" else ("partial", m["unstable"])
+        for m in messages
+        if m["type"] == "final" or (m["type"] == "partial" and m["unstable"])
+    ]
+    shown = [a["text"] for a in service.accepted]
+    # Every final once, in order; between them some of the live tails, each before the finals that came
+    # after it (so never after the last final of its utterance), nothing else.
+    assert shown_in_order(shown, events), (shown, events)
+    assert len(shown) > sum(kind == "final" for kind, _ in events)  # partials were shown
 
 
 def test_sinks_http_api_adds_lists_and_removes_with_masked_urls(tmp_path: Path) -> None:

@@ -220,6 +220,51 @@ def test_flush_after_a_closed_utterance_emits_nothing() -> None:
     assert segmenter.flush() == []
 
 
+def run_on(segmenter: VadSegmenter, probabilities: list[float]) -> list[tuple[int, Event]]:
+    """Like `run`, on a segmenter that may already have heard something."""
+    return [(i, e) for i, p in enumerate(probabilities) for e in segmenter.push(p)]
+
+
+def push_all(segmenter: VadSegmenter, probabilities: list[float]) -> list[Event]:
+    return [e for _, e in run_on(segmenter, probabilities)]
+
+
+def test_cut_mid_speech_ends_the_utterance_now_and_speech_goes_on_in_a_new_one() -> None:
+    segmenter = VadSegmenter(CONFIG)
+    assert [type(e) for e in push_all(segmenter, frames((SILENCE, 10), (SPEECH, 50)))] == [SpeechStarted]
+    (ended,) = segmenter.cut()
+    assert is_event(ended, SpeechEnded, 0, t(60))  # the last speech frame's end (the pad lies in the future)
+    assert not segmenter.speaking and segmenter.cut() == []
+    # The speaker never paused: the next speech is a new utterance, confirmed after min_speech as usual and
+    # dated from the cut (nothing between the two is lost, nothing overlaps).
+    after = run_on(segmenter, frames((SPEECH, 40), (SILENCE, 40)))
+    assert [(i, type(e)) for i, e in after] == [
+        (MIN_SPEECH_FRAMES - 1, SpeechStarted),
+        (40 + MIN_SILENCE_FRAMES - 1, SpeechEnded),
+    ]
+    assert is_event(after[0][1], SpeechStarted, 1, ended.time)
+    assert is_event(after[1][1], SpeechEnded, 1, t(100) + CONFIG.speech_pad)
+
+
+def test_cut_in_a_short_pause_ends_a_pad_after_the_speech() -> None:
+    segmenter = VadSegmenter(CONFIG)
+    push_all(segmenter, frames((SPEECH, 40), (SILENCE, 12)))  # a pause shorter than min_silence
+    (ended,) = segmenter.cut()
+    assert is_event(ended, SpeechEnded, 0, t(40) + CONFIG.speech_pad)
+    assert ended.time < segmenter.time
+    assert push_all(segmenter, frames((SILENCE, 60))) == []  # the pause itself ends nothing more
+
+
+def test_cut_keeps_an_unconfirmed_candidate_and_does_nothing_when_idle() -> None:
+    segmenter = VadSegmenter(CONFIG)
+    assert segmenter.cut() == []
+    push_all(segmenter, frames((SILENCE, 10), (SPEECH, 3)))
+    pending = segmenter.pending_start
+    assert segmenter.cut() == [] and segmenter.pending_start == pending
+    (started,) = push_all(segmenter, frames((SPEECH, MIN_SPEECH_FRAMES)))
+    assert is_event(started, SpeechStarted, 0, t(10) - CONFIG.speech_pad)
+
+
 def test_ids_and_times_continue_from_a_resumed_stream() -> None:
     probs = frames((SILENCE, 10), (SPEECH, 20), (SILENCE, 30), (SPEECH, 20), (SILENCE, 30))
     plain = events(probs)

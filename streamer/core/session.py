@@ -6,7 +6,10 @@ order), runs them on a shared `Transcriber`, and hands the results back. Every c
 events it produced, in order.
 
 Finals of one stream are strictly ordered: an ended utterance is finalised before any later utterance
-commits, because final decodes of ended utterances always go first.
+commits, because final decodes of ended utterances always go first. An utterance ends at a pause, at
+`cut` (a client asking for its captions now: the final decode is then due at once, and the audio that
+follows opens a new utterance) or at `finish`. Its final decode closes it: the final it commits (if any)
+has `ends_utterance` set, and a `Partial` with `complete` set follows, its whole text as `stable`.
 """
 
 from __future__ import annotations
@@ -114,6 +117,15 @@ class StreamSession:
         events.extend(self._on_vad(self._segmenter.flush()))
         return events
 
+    def cut(self) -> list[CaptionEvent]:
+        """Ends the open utterance at the audio heard so far; its final decode is then due at once.
+
+        Without an open utterance nothing happens (speech the VAD has not confirmed yet stays pending).
+        """
+        if self._finished:
+            return []
+        return self._on_vad(self._segmenter.cut())
+
     def _probabilities(self, frames: list[np.ndarray]) -> list[float]:
         batch = getattr(self._vad, "probabilities", None)
         if batch is not None and len(frames) > 1:
@@ -217,6 +229,7 @@ class StreamSession:
                     end=words[-1].end,
                     text=join_words(words),
                     words=words,
+                    ends_utterance=outcome.done,
                 )
             )
             self._next_index += 1
@@ -229,6 +242,7 @@ class StreamSession:
                 end=tail[-1].end if tail else (committed[-1].end if committed else decoder.start),
                 stable=join_words(committed),
                 unstable=join_words(tail),
+                complete=outcome.done,
             )
             if partial != self._last_partial:  # an unchanged caption is not sent again
                 events.append(partial)

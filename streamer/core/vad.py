@@ -10,6 +10,9 @@ Pure state machine, one instance per stream. Rules (all thresholds in `VadConfig
 - An utterance longer than `max_utterance` seconds ends at its next pause, even a single frame below
   `neg_threshold` (cut there, without padding); one that finds no pause within `SPLIT_GRACE` more seconds is
   cut where it is and a new one opened at the same instant.
+- `cut` (a client asking to finalise now) ends an open utterance at once, `speech_pad` after its last speech
+  frame (never past the audio heard); speech that goes on is a new utterance, starting no earlier than that
+  end. A candidate is kept as it is: too short to be an utterance yet, it becomes the next one if confirmed.
 """
 
 from __future__ import annotations
@@ -104,13 +107,17 @@ class VadSegmenter:
             return [ended, self._begin(now)]
         return []
 
+    def cut(self) -> list[SpeechStarted | SpeechEnded]:
+        """Ends the open utterance now, as a pause would (see the module docstring); [] if none is open."""
+        if self._state is not _State.SPEAKING:
+            return []
+        return [self._end(self._time(self._last_speech + 1) + self.config.speech_pad)]
+
     def flush(self) -> list[SpeechStarted | SpeechEnded]:
-        """End of stream: close an open utterance at the end of its speech."""
-        if self._state is _State.SPEAKING:
-            end = min(self._time(self._last_speech + 1) + self.config.speech_pad, self.time)
-            return [self._end(end)]
+        """End of stream: close an open utterance at the end of its speech; drop a candidate."""
+        events = self.cut()
         self._state = _State.IDLE
-        return []
+        return events
 
     def _maybe_confirm(self) -> list[SpeechStarted | SpeechEnded]:
         if self._speech_frames < self._min_speech_frames:

@@ -1,6 +1,7 @@
 """A live speaker's pipeline: its `StreamSession`, audio decoding, and the loop that runs its decodes.
 
-Audio frames are decoded and fed to the session as they arrive (VAD is cheap, it runs on the event loop);
+Audio frames are decoded and fed to the session as they arrive (VAD is cheap, it runs on the event loop),
+and a client's flush cuts the open utterance the same way, between two frames;
 the decode loop is a separate task that takes the session's next request, awaits the shared scheduler, hands
 the result back and publishes the events through the room (finals journaled first). The session allows one
 request in flight, so under load partials simply come less often; finals are never dropped.
@@ -72,6 +73,13 @@ class LivePipeline:
             return
         self.metrics.audio_seconds += len(samples) / SAMPLE_RATE
         self.room.publish_nowait(self.session.feed(np.asarray(samples, dtype=np.float32)))
+        self._wake.set()
+
+    def cut(self) -> None:
+        """Ends the open utterance now (a client's flush): its final decode is the next one due."""
+        if self._finishing:
+            return
+        self.room.publish_nowait(self.session.cut())
         self._wake.set()
 
     async def wait_for_capacity(self) -> None:

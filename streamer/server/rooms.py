@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from streamer.events import CaptionEvent, Final
+from streamer.events import CaptionEvent, Final, Partial
 from streamer.protocol import event_message, history_message
 from streamer.server.errors import SessionBusy
 from streamer.server.fanout import Subscriber
@@ -49,7 +49,7 @@ class Room:
         self.viewers: set[Subscriber] = set()
         self.speaker: Subscriber | None = None
         self.pipeline: LivePipeline | None = None  # while a speaker is connected
-        self.sink_hub: SinkHub | None = None  # the registry's; caption sinks are forwarded finals
+        self.sink_hub: SinkHub | None = None  # the registry's; caption sinks are forwarded captions
         self._claimed = False
         self._meta_written = 0.0
 
@@ -155,8 +155,12 @@ class Room:
                 await asyncio.to_thread(self.journal.append, event)
                 self.finals.append(event)
             self.broadcast(event_message(event), essential=isinstance(event, Final))
-            if isinstance(event, Final) and self.sink_hub is not None:
+            if self.sink_hub is None:
+                continue
+            if isinstance(event, Final):
                 self.sink_hub.publish(self.session_id, event)  # queued per sink; never waits
+            elif isinstance(event, Partial):
+                self.sink_hub.publish_partial(self.session_id, event)  # replaces the one waiting
 
     def publish_nowait(self, events: Iterable[CaptionEvent]) -> None:
         """Sends events that carry no final (speech boundaries, partials) without waiting."""

@@ -2,7 +2,8 @@
 
 Steps: check the token; wait for the ``start`` message (`start_timeout`); admit (hard cap, load estimate,
 one live speaker per session); open or resume the session's journal; answer ``ready``; then read audio
-until ``end``, a disconnect, a protocol error or a server shutdown. Whatever ended the stream, the session is
+(and ``flush`` messages, which finalise the open utterance at once) until ``end``, a disconnect, a protocol
+error or a server shutdown. Whatever ended the stream, the session is
 then finished: the open utterance is finalised from the audio received, every final journaled and sent,
 and the speaker (if still connected) gets ``ended`` and a close code. Nothing finalised is ever lost.
 """
@@ -26,6 +27,7 @@ from streamer.core.session import StreamSession
 from streamer.errors import StreamerError
 from streamer.protocol import (
     EndMessage,
+    FlushMessage,
     SpeakerProtocol,
     StartMessage,
     ended_message,
@@ -224,8 +226,11 @@ async def _read_audio(ws: ServerConnection, proto: SpeakerProtocol, pipeline: Li
         while True:
             message = await ws.recv()
             if isinstance(message, str):
-                if isinstance(proto.receive_text(message), EndMessage):
+                parsed = proto.receive_text(message)
+                if isinstance(parsed, EndMessage):
                     return "end"
+                if isinstance(parsed, FlushMessage):
+                    pipeline.cut()
                 continue
             pipeline.feed(proto.receive_audio(message))
             await pipeline.wait_for_capacity()

@@ -5,19 +5,29 @@ Rules:
   so a slow or dead destination can never delay viewers or the journal.
 - Queue bound and overflow policy: up to `capacity` finals (10,000 by default, hours of speech) wait per
   sink; past that the *oldest* waiting final is dropped and counted (`dropped` in the status and metrics,
-  and a warning in the log). Nothing else is ever dropped.
+  and a warning in the log). No other final is ever dropped (stale partials are, below).
 - One request in flight per sink, finals in order. A final gets its seq when its first attempt starts:
   ``acked + 1``; every retry of it reuses that seq, so seqs run 1, 2, 3, ... with no gaps or repeats
   (a dropped final never gets a seq).
 - Any failure (a connection error, a timeout or a non-2xx status: Zoom's 400 before the meeting starts,
   403/405, 408, 429, 5xx) is retried with exponential backoff (`RetryPolicy`), forever: a sink gives up
   only when it is removed, or when its session has ended and `drain` runs out of time.
-- After each acknowledged final the seq is persisted (``sinks/<id>.json`` in the session's folder); a new
+- Partial captions, for sinks whose spec asks for them (Zoom's ``partials``): only the newest waits (a
+  backlog of one); a newer partial replaces it and a final drops it, so a partial never follows a final
+  that came after it. Its text is the partial's not-yet-final tail (`partial_text`); one without such words
+  just clears the waiting one. It is posted only when no final waits, at most once per ``partial_interval``
+  seconds (counted from the start of the previous partial), and takes the next seq as a final does; a
+  failed one is retried with that seq and text (the destination may have shown it already, and a repeated
+  seq counts as a retry there), so finals are never reordered and wait at most for a partial already
+  started. Finals are counted in ``delivered``, partials in ``partials_delivered``; draining waits for the
+  finals and a partial already started, not for a waiting one.
+- After each acknowledged caption the seq is persisted (``sinks/<id>.json`` in the session's folder); a new
   sink for the same session and id continues from ``max(persisted, remote)``, where remote is what the
   destination reports (`Sink.remote_seq`, Zoom only).
 - The URL is a secret: logs and status show `masked_url` only; error texts are scrubbed of it.
 
-Subclasses implement `request` (a final and its seq to an `HttpRequest`) and may implement `remote_seq`.
+Subclasses implement `request` (a final and its seq to an `HttpRequest`) and may implement `remote_seq` and
+`partial_request` (for specs with ``partials``).
 All I/O goes through a `Transport` (default: stdlib `http.client` in a worker thread); tests use
 `MockTransport` and a fake `sleep`.
 """
@@ -39,7 +49,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
-from streamer.events import Final
+from streamer.events import Final, Partial
 from streamer.sinks.spec import SinkSpec, masked_url
 
 logger = logging.getLogger(__name__)
@@ -54,6 +64,13 @@ STATE_DIR = "sinks"
 ERROR_LOG_EVERY = 10
 """After the first failure of a final, only every this-many-th retry is logged."""
 USER_AGENT = "streamer-caption-sink/1"
+
+Caption = Final | Partial
+
+
+def partial_text(partial: Partial) -> str:
+    """What a partial caption shows: the words not final yet (the finals before it showed the rest)."""
+    return " ".join(partial.unstable.split())
 
 
 # -- HTTP ---------------------------------------------------------------------------------------------------
@@ -220,17 +237,22 @@ class Sink:
         self._sleep = sleep
         self._store = SeqStore(session_dir, spec.id)
         self._queue: collections.deque[Final] = collections.deque()
+        self._partial: Partial | None = None  # the newest partial waiting, if any
+        self._partial_due = 0.0  # monotonic time from which the next partial may start
+        self._last_partial_text: str | None = None  # the partial posted since the last final
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
-        self._in_flight: Final | None = None
+        self._in_flight: Caption | None = None
         self._draining = False
         self.state = "new"
         self.seq = 0
         """The seq of the final being delivered, or of the last one delivered."""
         self.acked = 0
         self.delivered = 0
+        self.partials_delivered = 0
+        """Partial captions acknowledged (`delivered` counts finals)."""
         self.failures = 0
         self.dropped = 0
         self.last_error: str | None = None
@@ -240,6 +262,10 @@ class Sink:
     # -- what subclasses provide ---------------------------------------------------------------------------
 
     def request(self, final: Final, seq: int) -> HttpRequest:
+        raise NotImplementedError
+
+    def partial_request(self, text: str, seq: int) -> HttpRequest:
+        """A partial caption (its `partial_text`) and its seq, for sinks whose spec has ``partials``."""
         raise NotImplementedError
 
     async def remote_seq(self) -> int | None:
@@ -265,12 +291,20 @@ class Sink:
                     self.dropped,
                 )
         self._queue.append(final)
+        self._partial = None  # older than this final: never shown after it
         self._idle.clear()
+        self._wake.set()
+
+    def offer_partial(self, partial: Partial) -> None:
+        """Keeps the newest partial for delivery (only with ``partials`` in the spec); never blocks."""
+        if not self.spec.partials or self.state == "stopped":
+            return
+        self._partial = partial if partial_text(partial) else None
         self._wake.set()
 
     @property
     def backlog(self) -> int:
-        return len(self._queue) + (self._in_flight is not None)
+        return len(self._queue) + isinstance(self._in_flight, Final)
 
     @property
     def running(self) -> bool:
@@ -283,6 +317,7 @@ class Sink:
             "seq": self.seq,
             "acked": self.acked,
             "delivered": self.delivered,
+            "partials_delivered": self.partials_delivered,
             "failures": self.failures,
             "backlog": self.backlog,
             "dropped": self.dropped,
@@ -338,22 +373,46 @@ class Sink:
             await self._recover_seq()
             logger.info("[%s] sink %s (%s) delivering from seq %d", sid, spec.id, spec.target, self.acked + 1)
             while True:
-                if not self._queue:
-                    self.state = "idle"
-                    self._idle.set()
-                    self._wake.clear()
-                    await self._wake.wait()
+                if self._queue:
+                    await self._send(self._queue.popleft())
                     continue
-                final = self._queue.popleft()
-                self._in_flight = final
-                await self._deliver(final, self.acked + 1)
-                self._in_flight = None
+                partial = self._due_partial()
+                if partial is not None:
+                    self._idle.clear()
+                    await self._send(partial)
+                    continue
+                self.state = "idle"
+                self._idle.set()
+                self._wake.clear()
+                if self._partial is None:
+                    await self._wake.wait()
+                else:  # a partial waits for its turn, or for a final or newer partial to replace it
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self._partial_due - time.monotonic())
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("[%s] sink %s (%s) failed", sid, spec.id, spec.target)
             self.state = "failed"
             raise
+
+    def _due_partial(self) -> Partial | None:
+        """The waiting partial if its turn has come (taken off the wait), else None."""
+        partial = self._partial
+        now = time.monotonic()
+        if partial is None or now < self._partial_due:
+            return None
+        self._partial = None
+        if partial_text(partial) == self._last_partial_text:
+            return None  # the same words as the partial on screen
+        self._partial_due = now + self.spec.partial_interval
+        return partial
+
+    async def _send(self, caption: Caption) -> None:
+        self._in_flight = caption
+        await self._deliver(caption, self.acked + 1)
+        self._in_flight = None
+        self._last_partial_text = partial_text(caption) if isinstance(caption, Partial) else None
 
     async def _recover_seq(self) -> None:
         persisted = await asyncio.to_thread(self._store.load)
@@ -371,13 +430,16 @@ class Sink:
             )
         self.acked = self.seq = max(persisted, remote or 0)
 
-    async def _deliver(self, final: Final, seq: int) -> None:
-        """Sends one final until it is acknowledged (retrying with backoff), then records the seq."""
+    async def _deliver(self, caption: Caption, seq: int) -> None:
+        """Sends one caption until it is acknowledged (retrying with backoff), then records the seq."""
         self.seq = seq
         attempt = 0
         while True:
             self.state = "delivering" if attempt == 0 else "retrying"
-            request = self.request(final, seq)
+            if isinstance(caption, Final):
+                request = self.request(caption, seq)
+            else:
+                request = self.partial_request(partial_text(caption), seq)
             try:
                 response = await self.transport.send(request)
                 error = None if response.ok else f"HTTP {response.status}"
@@ -402,7 +464,10 @@ class Sink:
                 )
             await self._sleep(delay)
         self.acked = seq
-        self.delivered += 1
+        if isinstance(caption, Final):
+            self.delivered += 1
+        else:
+            self.partials_delivered += 1
         self.last_delivered_at = round(time.time(), 3)
         try:
             await asyncio.to_thread(self._store.save, self.kind, seq)

@@ -2,10 +2,11 @@
 
 A session's sinks (`SessionSinks`) live while the session is live: created from the speaker's start
 message (`session_started`) or the HTTP API (`add`), fed by `Room.publish` after each final is journaled and
-broadcast (`publish`, never blocking), and drained when the session ends (`session_ended`: each sink gets
-`drain_timeout` seconds to deliver its backlog, in the background, then stops). A speaker that resumes the
-session before the drain is over keeps the running sinks. The hub, not the room, holds them, so a room
-dropped from memory while its sinks drain cannot end up with a second, competing copy of a sink.
+broadcast (`publish`, never blocking; the live partial too, `publish_partial`, for sinks that forward it),
+and drained when the session ends (`session_ended`: each sink gets `drain_timeout` seconds to deliver its
+backlog, in the background, then stops). A speaker that resumes the session before the drain is over keeps
+the running sinks. The hub, not the room, holds them, so a room dropped from memory while its sinks drain
+cannot end up with a second, competing copy of a sink.
 Server shutdown calls `close`, which waits for the drains (bounded) and stops whatever is left.
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from streamer.errors import StreamerError
-from streamer.events import Final
+from streamer.events import Final, Partial
 from streamer.sinks.base import DEFAULT_CAPACITY, RetryPolicy, Sink, Transport
 from streamer.sinks.spec import MAX_SINKS, SinkSpec
 from streamer.sinks.webhook import WebhookSink
@@ -86,6 +87,10 @@ class SessionSinks:
     def publish(self, final: Final) -> None:
         for sink in self.sinks.values():
             sink.offer(final)
+
+    def publish_partial(self, partial: Partial) -> None:
+        for sink in self.sinks.values():
+            sink.offer_partial(partial)
 
     def status(self) -> list[dict[str, Any]]:
         return [sink.status() for sink in self.sinks.values()]
@@ -192,6 +197,12 @@ class SinkHub:
         session = self.sessions.get(session_id)
         if session is not None:
             session.publish(final)
+
+    def publish_partial(self, session_id: str, partial: Partial) -> None:
+        """The live caption, for the sinks that forward partials; never blocks."""
+        session = self.sessions.get(session_id)
+        if session is not None:
+            session.publish_partial(partial)
 
     def add(self, session_id: str, spec: SinkSpec) -> Sink:
         session = self.sessions.get(session_id)

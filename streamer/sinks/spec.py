@@ -21,7 +21,11 @@ MAX_SECRET_CHARS = 256
 SINK_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 LANGUAGE_PATTERN = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 DEFAULT_ZOOM_LANGUAGE = "en-US"
-_FIELDS = {"kind", "url", "id", "lang", "secret"}
+DEFAULT_PARTIAL_INTERVAL = 2.0
+MIN_PARTIAL_INTERVAL = 1.0
+MAX_PARTIAL_INTERVAL = 60.0
+"""Bounds of ``partial_interval``: at most one partial caption a second, at least one a minute."""
+_FIELDS = {"kind", "url", "id", "lang", "secret", "partials", "partial_interval"}
 
 
 class InvalidSinkSpec(ValueError):
@@ -37,6 +41,10 @@ class SinkSpec:
     """Zoom only: the caption language sent as ``&lang=``."""
     secret: str | None = field(default=None, repr=False)
     """Webhook only: the HMAC-SHA256 key of the ``X-Streamer-Signature`` header."""
+    partials: bool = False
+    """Zoom only: also post the live utterance's not-yet-final words as captions."""
+    partial_interval: float = DEFAULT_PARTIAL_INTERVAL
+    """Zoom only: the fewest seconds between two partial captions."""
 
     @property
     def target(self) -> str:
@@ -47,6 +55,7 @@ class SinkSpec:
         data: dict[str, Any] = {"kind": self.kind, "url": self.url, "id": self.id}
         if self.kind == "zoom":
             data["lang"] = self.lang
+            data.update(self._partial_options())
         if self.secret is not None:
             data["secret"] = self.secret
         return data
@@ -56,7 +65,11 @@ class SinkSpec:
         data: dict[str, Any] = {"id": self.id, "kind": self.kind, "target": self.target}
         if self.kind == "zoom":
             data["lang"] = self.lang
+            data.update(self._partial_options())
         return data
+
+    def _partial_options(self) -> dict[str, Any]:
+        return {"partials": True, "partial_interval": self.partial_interval} if self.partials else {}
 
 
 def masked_url(url: str) -> str:
@@ -122,7 +135,34 @@ def parse_sink_spec(data: object) -> SinkSpec:
             raise InvalidSinkSpec(f"a webhook sink needs a secret of at least {MIN_SECRET_CHARS} characters")
     elif secret is not None:
         raise InvalidSinkSpec("only webhook sinks take a secret")
-    return SinkSpec(kind=kind, url=url, id=sink_id or default_sink_id(kind, url), lang=lang, secret=secret)
+    partials, interval = _partial_options(data, kind)
+    return SinkSpec(
+        kind=kind,
+        url=url,
+        id=sink_id or default_sink_id(kind, url),
+        lang=lang,
+        secret=secret,
+        partials=partials,
+        partial_interval=interval,
+    )
+
+
+def _partial_options(data: dict[str, Any], kind: str) -> tuple[bool, float]:
+    partials = data.get("partials", False)
+    interval = data.get("partial_interval", DEFAULT_PARTIAL_INTERVAL)
+    if not isinstance(partials, bool):
+        raise InvalidSinkSpec("sink partials must be true or false")
+    if kind != "zoom" and (partials or "partial_interval" in data):
+        raise InvalidSinkSpec("only zoom sinks forward partial captions")
+    if (
+        isinstance(interval, bool)
+        or not isinstance(interval, int | float)
+        or not MIN_PARTIAL_INTERVAL <= interval <= MAX_PARTIAL_INTERVAL
+    ):
+        raise InvalidSinkSpec(
+            f"sink partial_interval must be {MIN_PARTIAL_INTERVAL:g} to {MAX_PARTIAL_INTERVAL:g} seconds"
+        )
+    return partials, float(interval)
 
 
 def parse_sink_specs(data: object) -> tuple[SinkSpec, ...]:

@@ -5,6 +5,12 @@ Each final is POSTed as ``text/plain; charset=utf-8`` to the caption URL the hos
 started; `Sink` retries that like any other failure. The last seq Zoom accepted is read back from the same
 URL with the path's trailing ``/closedcaption`` replaced by ``/closedcaption/seq`` (query kept), so a
 restarted server continues numbering even without its stored state.
+
+With ``"partials": true`` in the sink's spec, the words of the live utterance that are not final yet are
+posted too, as captions of their own, at most every ``partial_interval`` seconds (see `Sink` for the
+rules): Zoom shows each POST as the next caption, so a viewer sees the coming words early, then the final
+that settles them; the finals before it already showed the utterance's committed words, which are therefore
+not repeated. Partials and finals share one seq counter.
 """
 
 from __future__ import annotations
@@ -44,11 +50,17 @@ class ZoomSink(Sink):
     kind = "zoom"
 
     def request(self, final: Final, seq: int) -> HttpRequest:
+        return self._post(caption_text(final), seq)
+
+    def partial_request(self, text: str, seq: int) -> HttpRequest:
+        return self._post(text, seq)
+
+    def _post(self, text: str, seq: int) -> HttpRequest:
         return HttpRequest(
             "POST",
             with_params(self.spec.url, {"seq": seq, "lang": self.spec.lang}),
             (("Content-Type", CONTENT_TYPE),),
-            caption_text(final).encode("utf-8"),
+            text.encode("utf-8"),
         )
 
     async def remote_seq(self) -> int | None:

@@ -6,12 +6,19 @@ mixed to mono: results are for channel 0), ``language``, ``interim_results``, ``
 ``smart_format``, ``punctuate`` are accepted and ignored (Streamer's VAD and Whisper's punctuation decide).
 Auth: ``Authorization: Token <key>`` (or ``Bearer``, or ``?token=``) carries the speaker token.
 
-Client messages: binary audio; ``{"type": "KeepAlive"}`` (ignored), ``{"type": "Finalize"}`` (accepted; the
-open utterance is finalised at the next pause or at the end), ``{"type": "CloseStream"}``: everything is
-finalised, the last ``Results`` sent, then ``Metadata``, then close 1000.
-Server messages: ``Results`` (a final: ``is_final`` true, ``speech_final`` once its utterance has ended; a
-partial with ``interim_results=true``: its not-yet-final tail, ``is_final`` false), ``SpeechStarted``
-(``vad_events=true``), ``UtteranceEnd`` and, at the end, ``Metadata``.
+Client messages: binary audio; ``{"type": "KeepAlive"}`` (ignored); ``{"type": "Finalize"}``: the open
+utterance is cut where the audio received ends and finalised at once (`CompatSession.cut`), the stream goes
+on; ``{"type": "CloseStream"}``: everything is finalised, the last ``Results`` sent, then ``Metadata``, then
+close 1000.
+Server messages: ``Results`` (a final: ``is_final`` true; a partial with ``interim_results=true``: its
+not-yet-final tail, ``is_final`` false), ``SpeechStarted`` (``vad_events=true``), ``UtteranceEnd`` and, at
+the end, ``Metadata``.
+
+``speech_final`` is true on exactly one ``Results`` per utterance, once it has ended (at a pause, by
+``Finalize``, at the end): the final its final decode commits (Streamer's ``ends_utterance``), or, when that
+decode adds nothing, an empty final sent on the utterance's ``complete`` partial. A ``Finalize`` is answered
+by one ``from_finalize`` ``Results``: that same closing one of the newest utterance still being decoded when
+it came (``Finalize`` messages before it share it), or, with none, an empty final sent at once.
 """
 
 from __future__ import annotations
@@ -101,33 +108,71 @@ class ResultsView:
 
     options: ListenOptions
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    ended: set[int] = field(default_factory=set)
+    undecided: set[int] = field(default_factory=set)
+    """Utterances started and not yet complete (their last final still to come)."""
+    answered: set[int] = field(default_factory=set)
+    """Utterances whose ``speech_final`` went out on a final with text."""
+    finalizing: set[int] = field(default_factory=set)
+    """Utterances whose closing ``Results`` answers a ``Finalize``."""
     last_word_end: float = 0.0
     duration: float = 0.0
 
     def __call__(self, message: dict[str, Any]) -> Iterable[str]:
         kind = message["type"]
         if kind == "final":
+            utterance = message["utterance_id"]
             self.last_word_end = max(self.last_word_end, message["end"])
+            closing = bool(message.get("ends_utterance"))
+            if closing:
+                self.answered.add(utterance)
             words = _words(message["words"])
-            speech_final = message["utterance_id"] in self.ended
             return (
-                self.results(message["start"], message["end"], message["text"], words, True, speech_final),
+                self.results(
+                    message["start"],
+                    message["end"],
+                    message["text"],
+                    words,
+                    is_final=True,
+                    speech_final=closing,
+                    from_finalize=closing and utterance in self.finalizing,
+                ),
             )
+        if kind == "partial" and message.get("complete"):
+            return self._complete(message["utterance_id"], message["end"])
         if kind == "partial" and self.options.interim_results and message["unstable"]:
             return (self.results(message["start"], message["end"], message["unstable"], [], False, False),)
-        if kind == "speech_started" and self.options.vad_events:
-            return (self.encode({"type": "SpeechStarted", "channel": [0], "timestamp": message["time"]}),)
-        if kind == "speech_ended":
-            self.ended.add(message["utterance_id"])
-            if self.options.utterance_end:
-                end = self.last_word_end or message["time"]
-                return (self.encode({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": end}),)
+        if kind == "speech_started":
+            self.undecided.add(message["utterance_id"])
+            if self.options.vad_events:
+                return (self.encode({"type": "SpeechStarted", "channel": [0], "timestamp": message["time"]}),)
+        if kind == "speech_ended" and self.options.utterance_end:
+            end = self.last_word_end or message["time"]
+            return (self.encode({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": end}),)
         if kind == "error":
             return (
                 self.encode({"type": "Error", "description": message["message"], "message": message["code"]}),
             )
         return ()
+
+    def _complete(self, utterance: int, end: float) -> Iterable[str]:
+        """The utterance is finalised: its ``speech_final`` goes out now unless its last final carried it."""
+        self.undecided.discard(utterance)
+        from_finalize = utterance in self.finalizing
+        self.finalizing.discard(utterance)
+        if utterance in self.answered:
+            self.answered.discard(utterance)
+            return ()
+        return (self.results(end, end, "", [], True, True, from_finalize),)
+
+    def finalize(self) -> str | None:
+        """A ``Finalize`` came (after the cut): marks the utterance whose closing ``Results`` answers it.
+
+        Returns the answer to send at once when nothing is left to finalise.
+        """
+        if self.undecided:
+            self.finalizing.add(max(self.undecided))
+            return None
+        return self.results(self.last_word_end, self.last_word_end, "", [], True, False, True)
 
     def results(
         self,
@@ -137,6 +182,7 @@ class ResultsView:
         words: list[dict[str, Any]],
         is_final: bool,
         speech_final: bool,
+        from_finalize: bool = False,
     ) -> str:
         confidence = min((w["confidence"] for w in words), default=0.0 if not is_final else 1.0)
         return self.encode(
@@ -147,7 +193,7 @@ class ResultsView:
                 "start": round(start, 3),
                 "is_final": is_final,
                 "speech_final": speech_final,
-                "from_finalize": False,
+                "from_finalize": from_finalize,
                 "channel": {"alternatives": [{"transcript": text, "confidence": confidence, "words": words}]},
                 "metadata": {
                     "request_id": self.request_id,
@@ -212,7 +258,12 @@ async def handle_deepgram(ws: ServerConnection, ctx: ServerContext) -> None:
         kind = control_type(message)
         if kind == "CloseStream":
             return True
-        if kind not in ("KeepAlive", "Finalize"):
+        if kind == "Finalize":
+            compat.cut()  # its speech_ended reaches the view before the next line
+            answer = view.finalize()
+            if answer is not None:
+                speaker.send_now(answer)
+        elif kind != "KeepAlive":
             raise MalformedMessage(f"unknown control message type {kind!r}")
         return False
 

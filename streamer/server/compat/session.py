@@ -3,8 +3,9 @@
 `open_session` admits a stream exactly as a ``/ws/speak`` speaker is admitted (`speaker.admit`: hard cap,
 load estimate, one live speaker per session), opens its journal and starts its `LivePipeline` on the shared
 scheduler (its caption sinks can be added through the sinks API while it is live). The adapter feeds audio
-bytes in the format it announced and finally calls `CompatSession.close`, which finalises the open
-utterance, journals every final and releases the room, as a speaker's end does.
+bytes in the format it announced, may `cut` the open utterance (a client's "finalize now", as a speaker's
+``flush``) and finally calls `CompatSession.close`, which finalises the open utterance, journals every final
+and releases the room, as a speaker's end does.
 
 Events reach an adapter through a `Translator` installed as the room's speaker subscriber: it is a
 `Subscriber` (same bounded queue and overflow policy: partials dropped first, finals never) whose `offer`
@@ -110,6 +111,10 @@ class CompatSession:
         """Audio bytes in the announced format; paced by the decode backlog. Raises `AudioFormatError`."""
         self.pipeline.feed(data)
         await self.pipeline.wait_for_capacity()
+
+    def cut(self) -> None:
+        """Finalises the open utterance now; the stream goes on (its final follows as soon as decoded)."""
+        self.pipeline.cut()
 
     async def finish(self) -> None:
         """Finalises the open utterance and waits until every final is journaled and queued."""
