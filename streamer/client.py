@@ -3,6 +3,8 @@
 - `stream_audio` / `stream_file`: send a ``start`` message, PCM16 frames of `frame_seconds` (paced at real
   time, or as fast as the server accepts with ``realtime=False``), then ``end``; collect every message until
   the server's ``ended``.
+- `stream_frames`: the same for frames from any async source, which may yield `FLUSH` among them to have the
+  caption being spoken committed at once (a ``flush`` message: push-to-talk released, a turn handed over).
 - `watch`: join a session as a viewer; yields the history, then live partials and finals.
 
 Each server message is handed to `on_message` as a dict as it arrives (the CLI prints captions from it).
@@ -29,12 +31,15 @@ from streamer.config import SAMPLE_RATE
 from streamer.core.audio import AudioFormat, to_pcm16
 from streamer.errors import StreamerError
 from streamer.events import Final
-from streamer.protocol import StartMessage, parse_server_text
+from streamer.protocol import FlushMessage, StartMessage, parse_server_text
 
 DEFAULT_URL = "ws://127.0.0.1:8765"
 FRAME_SECONDS = 0.1
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Largest message the client accepts (a viewer's history of a long session can be big)."""
+
+FLUSH = FlushMessage()
+"""Yielded among `stream_frames`' frames: the open utterance is finalised where the audio so far ends."""
 
 MessageHandler = Callable[[dict[str, Any]], None]
 
@@ -112,7 +117,7 @@ async def stream_live(url: str, chunks: Iterator[np.ndarray], **options: Any) ->
 
 async def stream_frames(
     url: str,
-    frames: AsyncIterator[np.ndarray],
+    frames: AsyncIterator[np.ndarray | FlushMessage],
     *,
     session: str | None = None,
     title: str | None = None,
@@ -120,7 +125,7 @@ async def stream_frames(
     token: str | None = None,
     on_message: MessageHandler | None = None,
 ) -> StreamResult:
-    """Streams 16 kHz mono float32 frames as a speaker; returns what the server sent back.
+    """Streams 16 kHz mono float32 frames (and `FLUSH` cuts) as a speaker; returns what the server sent back.
 
     Raises `ServerError` if the server refuses the stream (no ``ready``).
     """
@@ -206,13 +211,15 @@ async def _from_thread(chunks: Iterator[np.ndarray]) -> AsyncIterator[np.ndarray
 
 
 async def _send_frames(
-    ws: ClientConnection, frames: AsyncIterator[np.ndarray], reader: asyncio.Task[None]
+    ws: ClientConnection, frames: AsyncIterator[np.ndarray | FlushMessage], reader: asyncio.Task[None]
 ) -> None:
     async for frame in frames:
         if reader.done():  # the server ended the stream (an error)
             return
         try:
-            await ws.send(to_pcm16(frame))
+            await ws.send(
+                json.dumps({"type": "flush"}) if isinstance(frame, FlushMessage) else to_pcm16(frame)
+            )
         except ConnectionClosed:
             return
 

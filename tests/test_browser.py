@@ -2,7 +2,9 @@
 
 Chromium's fake microphone plays a recording from the evaluation data (a 16 kHz WAV written from the FLAC,
 with silence appended, since Chromium loops the file); the speaker page streams it, and the overlay and
-audience pages of the same browser must show what was said. Screenshots go to ``artifacts/screenshots/``.
+audience pages of the same browser must show what was said. The speaker page's caption destinations are
+checked against the local fake Zoom and webhook endpoints of test_sinks. Screenshots go to
+``artifacts/screenshots/``.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``/usr/bin/chromium``, ``/usr/bin/chromedriver``) and
 Selenium; skipped when they are missing. Every wait is bounded; the browser is always quit.
@@ -32,12 +34,14 @@ import pytest
 
 from streamer.audiofile import read_audio
 from streamer.core.audio import to_pcm16
+from tests.test_sinks import SECRET, TOKEN, fake_service
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.support.select import Select  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 EVALDATA = Path(os.environ.get("STREAMER_EVALDATA", REPO.parent / "shared" / "evaldata")) / "short"
@@ -274,12 +278,20 @@ def severe_console_errors(driver: WebDriver) -> list[str]:
     return [e["message"] for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
 
 
-def start_speaking(driver: WebDriver, url: str) -> tuple[str, float]:
-    """Opens the speaker page and presses Start; returns (window handle, monotonic time of the click)."""
+def open_speaker(driver: WebDriver, url: str) -> str:
+    """Opens the speaker page in the first window; returns its handle."""
     driver.switch_to.window(driver.window_handles[0])
     set_viewport(driver, DESKTOP)
     driver.get(url)
     wait_for("the speaker page's script", lambda: driver.execute_script("return !!window.__streamerTest"))
+    return str(driver.current_window_handle)
+
+
+def start_speaking(driver: WebDriver, url: str | None = None) -> tuple[str, float]:
+    """Opens the speaker page at `url` (or stays on the one open) and presses Start; returns (window handle,
+    monotonic time of the click)."""
+    if url is not None:
+        open_speaker(driver, url)
     driver.find_element(By.ID, "start").click()
     started = time.monotonic()
     wait_for("ready", lambda: speaker_state(driver)["phase"] == "live")
@@ -454,3 +466,98 @@ def test_speaker_page_resumes_after_a_network_drop(server: Server, tmp_path: Pat
         text = " ".join(t for _, t in finals)
         assert wer(" ".join(reference(name) for name in LIBRI), text) < 0.35, text
         assert severe_console_errors(driver) == []
+
+
+# -- caption destinations -----------------------------------------------------------------------------------
+
+DESTINATIONS = """return [...document.querySelectorAll('#sink-list .sink')].map(item => ({
+  id: item.dataset.id, state: item.dataset.state, target: item.querySelector('.sink-target').textContent,
+  stats: Object.fromEntries([...item.querySelectorAll('.sink-stats div')]
+    .map(pair => [pair.querySelector('dt').textContent, pair.querySelector('dd').textContent]))}));"""
+SINK_ERROR = "const box = document.getElementById('sink-error'); return box.hidden ? '' : box.textContent;"
+PAGE_TEXT = (
+    "return [document.documentElement.outerHTML, document.body.innerText,"
+    " ...[...document.querySelectorAll('input')].map(input => input.value)].join(' ');"
+)
+FLUSH_AT = 6.4
+"""Seconds into the JFK clip to press "New line": within "what your country can do for you", no pause near."""
+
+
+def add_destination(driver: WebDriver, kind: str, url: str, secret: str = "") -> None:
+    """Fills in the speaker page's "Caption destinations" form and presses Add."""
+    Select(driver.find_element(By.ID, "sink-kind")).select_by_value(kind)
+    fields = {"sink-url": url, "sink-secret": secret} if kind == "webhook" else {"sink-url": url}
+    for field, value in fields.items():
+        element = driver.find_element(By.ID, field)
+        element.clear()
+        element.send_keys(value)
+    driver.find_element(By.ID, "sink-add").click()
+
+
+def destinations(driver: WebDriver) -> list[dict[str, Any]]:
+    """The speaker page's destination rows: id, state, the target shown and the status figures."""
+    return list(driver.execute_script(DESTINATIONS))
+
+
+def test_speaker_page_forwards_captions_to_destinations(server: Server, tmp_path: Path) -> None:
+    microphone = tmp_path / "jfk.wav"
+    speech = write_wav(microphone, (JFK,))
+    session = "browser-sinks"
+    sinks_path = f"/sessions/{session}/sinks"
+    with (
+        fake_service("zoom") as (zoom, zoom_url),
+        fake_service("webhook") as (hook, hook_url),
+        chromium(microphone) as driver,
+    ):
+        speaker = open_speaker(driver, f"{server.base}/speak?session={session}")
+        new_line = driver.find_element(By.ID, "new-line")
+        assert not new_line.is_enabled()
+        add_destination(driver, "zoom", "wmcc.zoom.us/closedcaption")  # checked by the page: no session yet
+        assert "http:// or https://" in driver.execute_script(SINK_ERROR) and destinations(driver) == []
+        add_destination(driver, "zoom", zoom_url)
+        waiting = wait_for("the destination in the list", lambda: destinations(driver))
+        assert [(d["state"], d["target"]) for d in waiting] == [("waiting", "http://127.0.0.1/…")]
+        assert driver.execute_script(SINK_ERROR) == ""
+
+        _, started = start_speaking(driver)  # the start message carries the Zoom sink
+        assert new_line.is_enabled()
+        shown = wait_for(
+            "the Zoom sink's status with a delivered caption",
+            lambda: [d for d in destinations(driver) if d["stats"].get("Delivered", "0") != "0"],
+        )
+        assert [(d["id"], d["target"]) for d in shown] == [(waiting[0]["id"], "http://127.0.0.1/…")]
+        assert int(shown[0]["stats"]["Last seq"]) >= 1 and shown[0]["stats"]["Failures"] == "0"
+        time.sleep(max(0.0, started + FLUSH_AT - time.monotonic()))
+        new_line.click()
+        cut = speaker_state(driver)["sentTime"]
+
+        add_destination(driver, "webhook", hook_url, SECRET)  # live: the page POSTs it
+        both = wait_for("the webhook in the list", lambda: len(d := destinations(driver)) == 2 and d)
+        hook_id = both[1]["id"]
+        assert both[1]["target"] == "http://127.0.0.1/…" and hook_id.startswith("webhook-")
+        assert [s["id"] for s in server.json(sinks_path)] == [waiting[0]["id"], hook_id]
+        add_destination(driver, "zoom", "ftp://127.0.0.1/closedcaption")  # live: the server's 400, shown
+        error = wait_for("the server's error", lambda: driver.execute_script(SINK_ERROR))
+        assert error == "sink url must be an http:// or https:// URL with a host"
+        assert len(destinations(driver)) == 2
+        text = driver.execute_script(PAGE_TEXT)
+        assert TOKEN not in text and SECRET not in text and "signature=" not in text
+        driver.execute_script("document.querySelector('.sinks').scrollIntoView({block: 'end'})")
+        screenshot(driver, "speaker-destinations")
+        driver.find_element(By.CSS_SELECTOR, f"#sink-list button[data-id='{hook_id}']").click()
+        wait_for("the webhook's removal", lambda: len(destinations(driver)) == 1)
+        assert [s["id"] for s in server.json(sinks_path)] == [waiting[0]["id"]]
+
+        time.sleep(max(0.0, started + speech + 1.0 - time.monotonic()))
+        stop_speaking(driver, speaker)
+        finals = server.json(f"/sessions/{session}/transcript.json")["finals"]
+        wait_for("Zoom to get every final", lambda: len(zoom.accepted) >= len(finals))
+        assert zoom.errors == [] and hook.errors == []
+        assert zoom.accepted == [
+            {"seq": i + 1, "lang": "en-US", "text": f["text"]} for i, f in enumerate(finals)
+        ]
+        # "New line" cut the utterance where the audio sent so far ended, not at a pause
+        ends = [f["end"] for f in finals if f["ends_utterance"]]
+        assert any(cut - 1.2 <= end <= cut + 0.1 for end in ends), (cut, finals)
+        expected_400 = f"{sinks_path} - Failed to load resource: the server responded with a status of 400"
+        assert [e for e in severe_console_errors(driver) if expected_400 not in e] == []
