@@ -1,19 +1,15 @@
 // The speaker page: microphone -> AudioWorklet (16 kHz mono PCM16, 50 ms frames) -> /ws/speak; live
-// partial and final captions; "New line" (a `flush`); the session's share links; its caption destinations.
+// partial and final captions; "New line" (a `flush`); the session's share links. Its caption destinations
+// (the form, the list, the sinks API) are sinks.js's; this page sends them in every `start`, so a reconnect
+// or a restart attaches them again.
 //
 // Network drops: the page reconnects by itself and resumes the same session (`start` with its id). Audio
 // captured meanwhile waits in a bounded buffer (MAX_BUFFER_SECONDS; on overflow the oldest audio is dropped
 // and a warning shown). Audio sent just before a drop that the server never received is sent again: the
 // resumed `ready` says where the session's audio clock stands, and the page keeps the last REPLAY_SECONDS of
 // what it sent. A connection whose send queue stops draining for STALL_MS is treated as dropped (a network
-// that vanished without closing the TCP connection). Finals missed while disconnected come from the session's transcript.json; finals are kept by
-// `index`, so none is shown twice.
-//
-// Caption destinations (sinks: Zoom, YouTube Live, webhooks; docs/integrations.md): the page keeps the ones
-// it was given, URL and secret included, in memory only, and sends them in every `start`, so a reconnect or a
-// restart attaches them again. Before the session exists the page checks them itself; once live, Add and
-// Remove go to the sinks API at once (the server checks, and its message is shown), and each sink's status is
-// polled every SINK_POLL_MS. A URL is never shown once added: only the masked `scheme://host/…`.
+// that vanished without closing the TCP connection). Finals missed while disconnected come from the
+// session's transcript.json; finals are kept by `index`, so none is shown twice.
 
 import {
   FATAL_CLOSE_CODES,
@@ -25,6 +21,7 @@ import {
   params,
   wsUrl,
 } from "./common.js";
+import { CaptionDestinations } from "./sinks.js";
 
 const FRAME_MS = 50;
 const FRAME_SAMPLES = (SAMPLE_RATE * FRAME_MS) / 1000;
@@ -39,20 +36,6 @@ const METER_FLOOR_DB = -60;
 const METER_ARIA_INTERVAL_MS = 250;
 const SESSION_BUSY = 4409; // on a first connection: someone else speaks in that session
 const MIC_STORAGE_KEY = "streamer.microphone";
-const SINK_POLL_MS = 2000;
-// The limits of a sink (streamer/sinks/spec.py), checked before the session exists.
-const MAX_SINKS = 8;
-const MAX_URL_CHARS = 2048;
-const MIN_SECRET_CHARS = 16;
-const MAX_SECRET_CHARS = 256;
-const INVALID_URL = "<invalid url>";
-const LANGUAGE_TAG = /^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$/;
-const SINK_KINDS = {
-  zoom: { label: "Zoom", example: "https://wmcc.zoom.us/closedcaption?id=…" },
-  youtube: { label: "YouTube Live", example: "http://upload.youtube.com/closedcaption?cid=…" },
-  webhook: { label: "Webhook", example: "https://example.com/captions" },
-};
-const SINK_ADD_PHASES = ["idle", "stopped", "error", "live", "reconnecting"]; // not with a `start` in flight
 
 const $ = (id) => document.getElementById(id);
 const query = params();
@@ -84,12 +67,13 @@ const state = {
   warningTimer: null,
   buffered: 0, // the socket's bufferedAmount at the last check
   progressAt: 0, // when the send queue last drained or shrank
-  sinks: new Map(), // id -> the sink as sent in `start` (URL and secret: never rendered)
-  sinkStatus: new Map(), // id -> the server's status of the sink (masked URL), in the server's order
-  sinkTimer: null,
-  sinkGeneration: 0, // bumped by every add and remove: a status poll that started before is stale
-  sinkBusy: false, // an add or remove is in flight
 };
+
+const destinations = new CaptionDestinations({
+  token,
+  getPhase: () => state.phase,
+  getSession: () => state.session,
+});
 
 // -- status and warnings ------------------------------------------------------------------------------------
 
@@ -103,7 +87,7 @@ function setPhase(phase, text) {
   $("stop").textContent = phase === "stopping" ? "Discard and stop" : "Stop";
   $("new-line").disabled = phase !== "live";
   for (const id of ["mic", "session", "title", "refresh-mics"]) $(id).disabled = $("start").disabled;
-  updateSinkControls();
+  destinations.updateControls();
 }
 
 /** Shows `text` in the warning box (empty: hides it); it clears itself after WARNING_MS unless repeated. */
@@ -290,7 +274,8 @@ function connect() {
     if (state.session) start.session = state.session;
     const title = $("title").value.trim();
     if (title) start.title = title;
-    if (state.sinks.size) start.sinks = [...state.sinks.values()];
+    const sinks = destinations.forStart();
+    if (sinks.length) start.sinks = sinks;
     ws.send(JSON.stringify(start));
     readyTimer = setTimeout(() => ws.close(4000, "no ready in time"), READY_TIMEOUT_MS);
   };
@@ -390,7 +375,7 @@ function onReady(message) {
     flushPending();
   }
   if (message.resumed) fetchMissedFinals().catch((error) => console.warn("transcript fetch failed", error));
-  scheduleSinkPoll(0);
+  destinations.connected();
 }
 
 async function fetchMissedFinals() {
@@ -450,8 +435,7 @@ async function start() {
     attempt: 0,
     holdUntil: 0,
   });
-  state.sinkStatus.clear();
-  renderSinks();
+  destinations.reset();
   setPhase("starting", "Starting the microphone…");
   try {
     state.capture = await startCapture();
@@ -539,232 +523,6 @@ function showSession(session) {
   history.replaceState(null, "", url);
 }
 
-// -- caption destinations -----------------------------------------------------------------------------------
-
-function showSinkFields() {
-  const kind = $("sink-kind").value;
-  for (const field of document.querySelectorAll("#sink-form [data-kinds]")) {
-    field.hidden = !field.dataset.kinds.split(" ").includes(kind);
-  }
-  $("sink-url").placeholder = SINK_KINDS[kind].example;
-}
-
-function sinkFromForm() {
-  const kind = $("sink-kind").value;
-  const sink = { kind, url: $("sink-url").value.trim() };
-  if (kind === "zoom") {
-    sink.lang = $("sink-lang").value.trim() || "en-US";
-    if ($("sink-partials").checked) sink.partials = true;
-  }
-  if (kind === "webhook") sink.secret = $("sink-secret").value.trim();
-  return sink;
-}
-
-/** The server's default id of a destination, `KIND-` + a hash of its URL (default_sink_id in
- * streamer/sinks/spec.py): the same URL is the same sink, whose numbering goes on across restarts. */
-async function sinkId(kind, url) {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${kind} ${url}`));
-  const hex = [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
-  return `${kind}-${hex.slice(0, 12)}`;
-}
-
-/** What the server would refuse in `sink` (streamer/sinks/spec.py), for before the session exists; "" if
- * nothing. */
-function sinkProblem(sink) {
-  if (!/^https?:\/\/[^/?#]/i.test(sink.url) || maskedUrl(sink.url) === INVALID_URL) {
-    return "The URL must be an http:// or https:// URL with a host.";
-  }
-  if (sink.url.length > MAX_URL_CHARS || /[\s\x00-\x1f]/.test(sink.url)) {
-    return `The URL must be at most ${MAX_URL_CHARS} characters, without spaces.`;
-  }
-  const secret = sink.secret ?? "";
-  if (sink.kind === "webhook" && (secret.length < MIN_SECRET_CHARS || secret.length > MAX_SECRET_CHARS)) {
-    return `A webhook needs a signing secret of ${MIN_SECRET_CHARS} to ${MAX_SECRET_CHARS} characters.`;
-  }
-  if (sink.lang !== undefined && !LANGUAGE_TAG.test(sink.lang)) {
-    return "The caption language must be a language tag such as en-US.";
-  }
-  if (state.sinks.has(sink.id)) return "That destination is already in the list.";
-  if (state.sinks.size >= MAX_SINKS) return `A session has at most ${MAX_SINKS} destinations.`;
-  return "";
-}
-
-/** `scheme://host/…`, as the server masks a URL (masked_url in streamer/sinks/spec.py). */
-function maskedUrl(url) {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.protocol}//${parsed.hostname}/…`;
-  } catch {
-    return INVALID_URL;
-  }
-}
-
-/** One call to the session's sinks API; resolves to `{ok, status, data, message}`, never throws. */
-async function sinkRequest(method, id = "", body = undefined) {
-  let path = `/sessions/${encodeURIComponent(state.session)}/sinks`;
-  if (id) path += `/${encodeURIComponent(id)}`;
-  try {
-    const response = await fetch(pageUrl(path, { token }), {
-      method,
-      cache: "no-store",
-      headers: body ? { "Content-Type": "application/json" } : {},
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const data = await response.json().catch(() => null);
-    const message = data?.message ?? `HTTP ${response.status}`;
-    return { ok: response.ok, status: response.status, data, message };
-  } catch (error) {
-    const message = `The server did not answer (${error.message ?? error}).`;
-    return { ok: false, status: 0, data: null, message };
-  }
-}
-
-async function addSink(event) {
-  event.preventDefault();
-  if (state.sinkBusy || !SINK_ADD_PHASES.includes(state.phase)) return;
-  const sink = sinkFromForm();
-  sinkError("");
-  setSinkBusy(true);
-  try {
-    sink.id = await sinkId(sink.kind, sink.url);
-    if (state.phase === "live") {
-      const answer = await sinkRequest("POST", "", sink);
-      if (!answer.ok) return sinkError(answer.message);
-      state.sinkGeneration += 1;
-      for (const status of answer.data) state.sinkStatus.set(status.id, status);
-    } else {
-      const problem = sinkProblem(sink);
-      if (problem) return sinkError(problem);
-    }
-    state.sinks.set(sink.id, sink);
-    $("sink-url").value = "";
-    $("sink-secret").value = "";
-    $("sink-note").textContent = `${SINK_KINDS[sink.kind].label} destination added.`;
-    renderSinks();
-  } finally {
-    setSinkBusy(false);
-  }
-}
-
-/** Removes a destination: from the server while it lists the sink (live or still draining), and from the
- * page. */
-async function removeSink(id) {
-  if (state.sinkBusy) return;
-  const status = state.sinkStatus.get(id);
-  const kind = status?.kind ?? state.sinks.get(id)?.kind;
-  const hadFocus = document.activeElement?.dataset?.id === id;
-  setSinkBusy(true);
-  try {
-    if (status) {
-      const answer = await sinkRequest("DELETE", id);
-      if (!answer.ok && answer.status !== 404) return sinkError(answer.message);
-    }
-    state.sinkGeneration += 1;
-    state.sinks.delete(id);
-    state.sinkStatus.delete(id);
-    sinkError("");
-    $("sink-note").textContent = `${SINK_KINDS[kind]?.label ?? kind} destination removed.`;
-    renderSinks();
-    if (hadFocus) ($("sink-list").querySelector("button") ?? $("sink-kind")).focus();
-  } finally {
-    setSinkBusy(false);
-  }
-}
-
-/** Marks an add or remove request in flight; others wait for it (buttons stay enabled, keeping focus). */
-function setSinkBusy(busy) {
-  state.sinkBusy = busy;
-  $("sink-form").setAttribute("aria-busy", String(busy));
-}
-
-function sinkError(text) {
-  $("sink-error").textContent = text;
-  $("sink-error").hidden = !text;
-}
-
-function scheduleSinkPoll(delay) {
-  clearTimeout(state.sinkTimer);
-  state.sinkTimer = setTimeout(pollSinks, delay);
-}
-
-/** Polls the sinks' status while the session is on, and after it while its sinks still drain. */
-async function pollSinks() {
-  state.sinkTimer = null;
-  const generation = state.sinkGeneration;
-  const answer = await sinkRequest("GET");
-  const listed = answer.ok && Array.isArray(answer.data) ? answer.data : null;
-  if (listed && generation === state.sinkGeneration) {
-    state.sinkStatus = new Map(listed.map((status) => [status.id, status]));
-    renderSinks();
-  }
-  const on = ["live", "reconnecting", "stopping"].includes(state.phase);
-  if (state.sinkTimer === null && (on || listed?.length)) scheduleSinkPoll(SINK_POLL_MS);
-}
-
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function renderSinks() {
-  const list = $("sink-list");
-  const focused = document.activeElement?.closest?.("#sink-list button")?.dataset.id;
-  const ids = [...new Set([...state.sinks.keys(), ...state.sinkStatus.keys()])];
-  list.replaceChildren(...ids.map((id) => sinkItem(id, state.sinks.get(id), state.sinkStatus.get(id))));
-  $("sinks-empty").hidden = ids.length > 0;
-  updateSinkControls();
-  if (focused) list.querySelector(`button[data-id="${CSS.escape(focused)}"]`)?.focus();
-}
-
-function sinkItem(id, sink, status) {
-  const kind = status?.kind ?? sink.kind;
-  const label = SINK_KINDS[kind]?.label ?? kind;
-  const target = status?.target ?? maskedUrl(sink.url);
-  const item = element("li", "sink");
-  item.dataset.id = id;
-  item.dataset.state = status?.state ?? "waiting";
-  const remove = element("button", "secondary small", "Remove");
-  remove.type = "button";
-  remove.dataset.id = id;
-  remove.setAttribute("aria-label", `Remove ${label} destination ${target}`);
-  remove.addEventListener("click", () => removeSink(id));
-  const head = element("div", "sink-head");
-  head.append(
-    element("strong", "", label),
-    element("code", "sink-target", target),
-    element("span", "sink-state", status?.state ?? "waiting"),
-    remove,
-  );
-  item.append(head);
-  if (!status) {
-    item.append(element("p", "hint", "Attached when captioning (re)starts."));
-    return item;
-  }
-  const stats = {
-    "Last seq": status.acked,
-    Delivered: status.partials
-      ? `${status.delivered} (+ ${status.partials_delivered} partial)`
-      : status.delivered,
-    Failures: status.failures,
-    Backlog: status.dropped ? `${status.backlog} (${status.dropped} dropped)` : status.backlog,
-  };
-  if (status.last_error) stats["Last error"] = status.last_error;
-  const details = element("dl", "sink-stats");
-  for (const [name, value] of Object.entries(stats)) {
-    const pair = element("div");
-    pair.append(element("dt", "", name), element("dd", "", String(value)));
-    details.append(pair);
-  }
-  item.append(details);
-  return item;
-}
-
-function updateSinkControls() {
-  $("sink-add").disabled = !SINK_ADD_PHASES.includes(state.phase);
-}
-
 // -- wiring -------------------------------------------------------------------------------------------------
 
 $("start").addEventListener("click", start);
@@ -776,11 +534,6 @@ document.addEventListener("keydown", (event) => {
     newLine();
   }
 });
-$("sink-kind").addEventListener("change", () => {
-  showSinkFields();
-  sinkError("");
-});
-$("sink-form").addEventListener("submit", addSink);
 $("refresh-mics").addEventListener("click", () => listMicrophones());
 navigator.mediaDevices?.addEventListener?.("devicechange", () => listMicrophones());
 for (const button of document.querySelectorAll("button.copy")) {
@@ -794,7 +547,6 @@ for (const button of document.querySelectorAll("button.copy")) {
 }
 if (state.session) $("session").value = state.session;
 listMicrophones().catch(() => {});
-showSinkFields();
 setPhase("idle", "Not started");
 
 /** Hooks for the browser tests (harmless in production: they only act when called). */
