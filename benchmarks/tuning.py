@@ -1,0 +1,102 @@
+"""Accuracy of commit-policy and cadence variants: which knob moves streaming WER, and which way.
+
+    python -m benchmarks.tuning [--files ID_OR_PATH ...] [--variants NAME ...] [--model NAME] [--out FILE]
+
+Each variant is the default `StreamConfig` with a few fields changed. Every file is streamed through the same
+synchronous runner the command line uses, as fast as the machine allows: the decode schedule follows the audio
+clock only (as if decodes took no time), so the transcripts are deterministic and differences between rows
+come from the configuration alone. Latency is not measured here (`benchmarks.streaming` does that); the
+decode count stands for the cost. The offline row is the floor: the same model on the whole file at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import platform
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.streaming import DEFAULT_EVALDATA, DEFAULT_FILES, ROOT, load_items, scorer
+from streamer.audiofile import read_audio
+from streamer.config import DecodeConfig, ModelConfig, StreamConfig, VadConfig
+from streamer.runner import run_stream
+
+CHUNK_SAMPLES = 1600
+"""100 ms of 16 kHz audio per chunk, as a live client sends it."""
+
+_DEFAULT = StreamConfig()
+VARIANTS: dict[str, StreamConfig] = {
+    "default": _DEFAULT,
+    "interval-0.5": replace(_DEFAULT, decode=DecodeConfig(interval=0.5)),
+    "agreement-3": replace(_DEFAULT, decode=DecodeConfig(agreement=3)),
+    "confident-0.9": replace(_DEFAULT, decode=DecodeConfig(confident_commit=0.9)),
+    "confident-0.8": replace(_DEFAULT, decode=DecodeConfig(confident_commit=0.8)),
+    "prompt-600": replace(_DEFAULT, decode=DecodeConfig(prompt_chars=600)),
+    "final-beam-5": replace(_DEFAULT, decode=DecodeConfig(beam_size=5)),
+    "pad-0.4": replace(_DEFAULT, vad=VadConfig(speech_pad=0.4)),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--files", nargs="*", default=list(DEFAULT_FILES))
+    parser.add_argument("--evaldata", type=Path, default=DEFAULT_EVALDATA)
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--model", default="tiny.en")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    from streamer.engines.silero import SileroVad
+    from streamer.engines.whisper import WhisperTranscriber
+
+    transcriber = WhisperTranscriber(ModelConfig(name=args.model))
+    detector = SileroVad()
+    wer = scorer()
+    items = load_items(args.evaldata, args.files)
+    audios = {item.id: read_audio(item.audio) for item in items}
+
+    rows: list[tuple[str, list[float], int]] = []
+    offline = []
+    for item in items:
+        segments, _ = transcriber.model.transcribe(
+            audios[item.id], language="en", beam_size=1, temperature=0.0
+        )
+        offline.append(100 * wer(item.reference, " ".join(s.text for s in segments)))
+    rows.append(("offline (whole file, the floor)", offline, 0))
+    for name in args.variants:
+        wers, decodes = [], 0
+        for item in items:
+            audio = audios[item.id]
+            chunks = [audio[i : i + CHUNK_SAMPLES] for i in range(0, len(audio), CHUNK_SAMPLES)]
+            stats = run_stream(chunks, transcriber, detector, VARIANTS[name])
+            wers.append(100 * wer(item.reference, " ".join(f.text for f in stats.finals)))
+            decodes += stats.decodes
+        rows.append((name, wers, decodes))
+        print(f"done {name}: " + " | ".join(f"{w:.2f}" for w in wers), flush=True)
+
+    short = [item.id.split("_")[0] for item in items]
+    lines = [
+        f"| variant | {' | '.join(f'{s} WER %' for s in short)} | mean WER % | mean / offline | decodes |",
+        "|---|" + "---|" * (len(short) + 3),
+    ]
+    floor = float(np.mean(offline))
+    for name, wers, decodes in rows:
+        mean = float(np.mean(wers))
+        cells = " | ".join(f"{w:.2f}" for w in wers)
+        lines.append(f"| {name} | {cells} | {mean:.2f} | {mean / floor:.2f} | {decodes or '-'} |")
+    table = "\n".join(lines)
+    print(table)
+    out = args.out or ROOT / "benchmarks" / "results" / f"{dt.date.today()}-{platform.machine()}-tuning.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"# Streaming WER by configuration ({args.model})\n\n{table}\n", encoding="utf-8")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
