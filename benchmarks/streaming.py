@@ -1,6 +1,7 @@
 """Accuracy, latency and cost of one live stream against offline transcription of the same file.
 
-    python -m benchmarks.streaming [--files ID_OR_PATH ...] [--evaldata DIR] [--interval S] [--out FILE]
+    python -m benchmarks.streaming [--files ID_OR_PATH ...] [--evaldata DIR] [--interval S]
+                                   [--confident-commit P] [--out FILE]
 
 For each file: the streaming pipeline in a simulated live run (decodes take their real time; see
 `live_sim`), and the same model transcribing the whole file at once (the accuracy floor). Prints a Markdown
@@ -77,6 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", nargs="*", default=list(DEFAULT_FILES))
     parser.add_argument("--evaldata", type=Path, default=DEFAULT_EVALDATA)
     parser.add_argument("--interval", type=float, default=DecodeConfig().interval)
+    parser.add_argument(
+        "--confident-commit",
+        type=float,
+        default=None,
+        metavar="P",
+        help="commit a word on one hypothesis when its probability is at least P (off by default)",
+    )
     parser.add_argument("--model", default="tiny.en")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -88,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     transcriber = WhisperTranscriber(ModelConfig(name=args.model))
     detector = SileroVad()
     wer = scorer()
-    config = StreamConfig(decode=DecodeConfig(interval=args.interval))
+    config = StreamConfig(decode=DecodeConfig(interval=args.interval, confident_commit=args.confident_commit))
     rows = []
     raw: dict[str, dict[str, object]] = {}
     all_first: list[float] = []
@@ -154,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         f"# Streaming vs offline, {dt.date.today()} on {platform.node() or 'this machine'}",
         "",
         f"Model {transcriber.name}, {transcriber.device}/{transcriber.compute_type}; partial decode interval "
-        f"{args.interval} s; simulated live run (each decode takes its measured time). Latencies are from "
-        "each word's end (its own timestamp) to its first appearance in a partial and to its final.",
+        f"{args.interval} s, confident commit {args.confident_commit}; simulated live run (each decode takes "
+        "its measured time). Latencies are from each word's end (its own timestamp) to its first appearance "
+        "in a partial and to its final.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -171,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report, encoding="utf-8")
     out.with_suffix(".json").write_text(
-        json.dumps({"interval": args.interval, "files": raw}), encoding="utf-8"
+        json.dumps({"interval": args.interval, "confident_commit": args.confident_commit, "files": raw}),
+        encoding="utf-8",
     )
     print(f"wrote {out} and its .json")
     try:
