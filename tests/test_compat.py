@@ -498,6 +498,67 @@ def test_a_deepgram_session_has_viewers_and_finishes_on_shutdown(tmp_path: Path)
     asyncio.run(scenario())
 
 
+async def until_closed(ws: Any) -> list[dict[str, Any]]:
+    """Every message until the server closes the connection, whatever its close code."""
+    seen = []
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            seen.append(json.loads(await ws.recv()))
+    return seen
+
+
+def test_a_bad_deepgram_control_message_ends_the_stream_with_an_error_and_keeps_its_finals(
+    tmp_path: Path,
+) -> None:
+    pcm = (np.clip(SCRIPT.audio(), -1, 1) * 32767).astype("<i2").tobytes()
+
+    async def scenario() -> None:
+        async with scripted_server(tmp_path, SCRIPT) as (_, address):
+            url = f"ws://{address}/v1/listen?encoding=linear16&sample_rate=16000"
+            async with connect(url) as speaker:
+                await speaker.send(pcm)
+                await speaker.send(json.dumps({"type": "Rewind"}))
+                seen = await until_closed(speaker)
+            assert speaker.close_code == 1007
+            (error,) = [m for m in seen if m["type"] == "Error"]
+            assert "Rewind" in error["description"] and error["message"] == "malformed_message"
+            assert seen[-1]["type"] == "Metadata"
+            _, sessions = await http(address, "GET", "/sessions")
+            (session,) = sessions
+            assert not session["live"]
+            _, text = await http(address, "GET", f"/sessions/{session['id']}/transcript.txt")
+            assert " ".join(text.split()) == spoken(SCRIPT)  # everything sent before the error is final
+
+    asyncio.run(scenario())
+
+
+def test_a_whisperlive_frame_of_nans_ends_the_stream_with_an_error_and_keeps_its_finals(
+    tmp_path: Path,
+) -> None:
+    samples = SCRIPT.audio().astype("<f4").tobytes()
+
+    async def scenario() -> None:
+        async with (
+            scripted_server(tmp_path, SCRIPT) as (_, address),
+            connect(f"ws://{address}/whisperlive") as ws,
+        ):
+            await ws.send(json.dumps({"uid": "u1", "language": "en", "task": "transcribe", "use_vad": True}))
+            assert json.loads(await ws.recv())["message"] == "SERVER_READY"
+            await ws.send(samples)
+            await ws.send(np.full(1600, np.nan, dtype="<f4").tobytes())  # not audio
+            seen = await until_closed(ws)
+            assert ws.close_code == 1007
+            (error,) = [m for m in seen if m.get("status") == "ERROR"]
+            assert error["uid"] == "u1" and error["message"]
+            assert seen[-1].get("message") == "DISCONNECT"
+            _, sessions = await http(address, "GET", "/sessions")
+            (session,) = sessions
+            _, text = await http(address, "GET", f"/sessions/{session['id']}/transcript.txt")
+            assert " ".join(text.split()) == spoken(SCRIPT)
+
+    asyncio.run(scenario())
+
+
 # -- the real model ---------------------------------------------------------------------------------------
 
 

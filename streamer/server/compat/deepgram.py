@@ -38,12 +38,10 @@ from websockets.http11 import Request
 from streamer.core.audio import AudioFormat
 from streamer.errors import AudioFormatError, StreamerError
 from streamer.protocol import MalformedMessage
-from streamer.server import errors
 from streamer.server.auth import check_speaker, query_params, request_token
 from streamer.server.boundary import refuse
-from streamer.server.compat.session import SessionRequest, Translator, open_session, run_stream
+from streamer.server.compat.session import SessionRequest, Translator, open_session, serve_stream
 from streamer.server.context import ServerContext
-from streamer.server.errors import close_for
 
 logger = logging.getLogger(__name__)
 
@@ -267,17 +265,13 @@ async def handle_deepgram(ws: ServerConnection, ctx: ServerContext) -> None:
             raise MalformedMessage(f"unknown control message type {kind!r}")
         return False
 
-    close_code, reason = errors.NORMAL, "ended"
-    try:
-        how = await run_stream(ws, ctx, on_message)
-        if how == "shutdown":
-            close_code, reason = errors.GOING_AWAY, "server shutting down"
-        await compat.finish()
-    except StreamerError as exc:
-        close_code, code = close_for(exc)
-        reason = str(exc)
-        ctx.metrics.connection_error(code)
-        speaker.send_now(view.encode({"type": "Error", "description": reason, "message": code}))
-    finally:
-        speaker.send_now(view.metadata(compat.session.time))
-        await compat.close(close_code, reason)
+    await serve_stream(
+        ws,
+        ctx,
+        compat,
+        on_message,
+        on_error=lambda reason, code: speaker.send_now(
+            view.encode({"type": "Error", "description": reason, "message": code})
+        ),
+        on_close=lambda: speaker.send_now(view.metadata(compat.session.time)),
+    )

@@ -4,8 +4,8 @@
 load estimate, one live speaker per session), opens its journal and starts its `LivePipeline` on the shared
 scheduler (its caption sinks can be added through the sinks API while it is live). The adapter feeds audio
 bytes in the format it announced, may `cut` the open utterance (a client's "finalize now", as a speaker's
-``flush``) and finally calls `CompatSession.close`, which finalises the open utterance, journals every final
-and releases the room, as a speaker's end does.
+``flush``); `serve_stream` reads its messages until the stream ends and then calls `CompatSession.close`,
+which finalises the open utterance, journals every final and releases the room, as a speaker's end does.
 
 Events reach an adapter through a `Translator` installed as the room's speaker subscriber: it is a
 `Subscriber` (same bounded queue and overflow policy: partials dropped first, finals never) whose `offer`
@@ -30,9 +30,10 @@ from streamer.core.audio import AudioDecoder, AudioFormat
 from streamer.core.session import StreamSession
 from streamer.errors import StreamerError
 from streamer.protocol import StartMessage, ended_message, speaker_message
+from streamer.server import errors
 from streamer.server.boundary import until_stopped
 from streamer.server.context import ServerContext
-from streamer.server.errors import StartTimeout
+from streamer.server.errors import StartTimeout, close_for
 from streamer.server.fanout import Subscriber
 from streamer.server.pipeline import LivePipeline
 from streamer.server.rooms import Room
@@ -221,3 +222,38 @@ async def run_stream(ws: ServerConnection, ctx: ServerContext, on_message: Messa
 
     how = await until_stopped(read(), ctx.stopping)
     return "shutdown" if how is None else how
+
+
+async def serve_stream(
+    ws: ServerConnection,
+    ctx: ServerContext,
+    compat: CompatSession,
+    on_message: MessageHandler,
+    *,
+    on_error: Callable[[str, str], object],
+    on_close: Callable[[], object],
+) -> None:
+    """Runs an admitted stream to its end, then closes its session with the close code that says how.
+
+    The open utterance is finalised and journaled whatever happened, and its finals reach the client before
+    anything else: then a `StreamerError` raised by `on_message` (counted) goes to `on_error(reason, code)`,
+    which sends it in the adapter's own words, and `on_close` sends the adapter's last message.
+    """
+    close_code, reason = errors.NORMAL, "ended"
+    failure: tuple[str, str] | None = None
+    try:
+        try:
+            how = await run_stream(ws, ctx, on_message)
+            if how == "shutdown":
+                close_code, reason = errors.GOING_AWAY, "server shutting down"
+        except StreamerError as exc:
+            close_code, code = close_for(exc)
+            reason = str(exc)
+            ctx.metrics.connection_error(code)
+            failure = reason, code
+        await compat.finish()
+    finally:
+        if failure is not None:
+            on_error(*failure)
+        on_close()
+        await compat.close(close_code, reason)

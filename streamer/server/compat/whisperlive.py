@@ -36,7 +36,13 @@ from streamer.errors import StreamerError
 from streamer.protocol import MalformedMessage
 from streamer.server import errors
 from streamer.server.auth import check_speaker, request_token
-from streamer.server.compat.session import SessionRequest, Translator, open_session, receive_first, run_stream
+from streamer.server.compat.session import (
+    SessionRequest,
+    Translator,
+    open_session,
+    receive_first,
+    serve_stream,
+)
 from streamer.server.context import ServerContext
 from streamer.server.errors import close_for
 
@@ -160,17 +166,11 @@ async def handle_whisperlive(ws: ServerConnection, ctx: ServerContext) -> None:
             return False
         return message == END_OF_AUDIO.decode()
 
-    close_code, reason = errors.NORMAL, "ended"
-    try:
-        how = await run_stream(ws, ctx, on_message)
-        if how == "shutdown":
-            close_code, reason = errors.GOING_AWAY, "server shutting down"
-        await compat.finish()
-    except StreamerError as exc:
-        close_code, code = close_for(exc)
-        reason = str(exc)
-        ctx.metrics.connection_error(code)
-        speaker.send_now(view.status("ERROR", reason))
-    finally:
-        speaker.send_now(view.message("DISCONNECT"))
-        await compat.close(close_code, reason)
+    await serve_stream(
+        ws,
+        ctx,
+        compat,
+        on_message,
+        on_error=lambda reason, _code: speaker.send_now(view.status("ERROR", reason)),
+        on_close=lambda: speaker.send_now(view.message("DISCONNECT")),
+    )
