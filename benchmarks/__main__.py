@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks.report import RESULTS
 
 
 def _run(name: str, args: list[str]) -> bool:

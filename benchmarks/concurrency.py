@@ -31,11 +31,9 @@ import asyncio
 import contextlib
 import csv
 import dataclasses
-import datetime as dt
 import json
 import math
 import os
-import platform
 import resource
 import select
 import signal
@@ -52,10 +50,10 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.report import default_output, machine_meta, write_report
 from benchmarks.streaming import DEFAULT_EVALDATA, DEFAULT_FILES, Item, load_items, percentile, scorer
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
 SERVE_CHILD = "serve-child"
 """First argument that makes this module run a server (in the subprocess) instead of the benchmark."""
 ADMISSION_OFF_INTERVAL = 1e9
@@ -633,12 +631,7 @@ def main(argv: list[str] | None = None) -> int:
     bounds = Bounds(args.bound_lag, args.bound_delay)
     result: dict[str, Any] = {
         "meta": {
-            "date": str(dt.date.today()),
-            "host": platform.node() or "this machine",
-            "machine": platform.machine(),
-            "cpus": os.cpu_count(),
-            "load_before": os.getloadavg(),
-            "model": args.model,
+            **machine_meta(args.model, argv),
             "files": [c.id for c in clips],
             "clip_seconds": [round(c.seconds, 2) for c in clips],
             "seconds_label": f"cut at <= {args.seconds} s" if args.seconds else "whole files",
@@ -646,7 +639,6 @@ def main(argv: list[str] | None = None) -> int:
             "bound_lag": bounds.lag,
             "bound_delay": bounds.delay,
             "note": "Load-based admission off (admission_interval=1e9), --max-speakers = max level.",
-            "argv": argv,
         },
         "configs": [],
     }
@@ -669,13 +661,7 @@ def main(argv: list[str] | None = None) -> int:
             if not level["sustained"] and not args.no_stop:
                 break
         config["max_sustained"] = max((lv["n"] for lv in config["levels"] if lv["sustained"]), default=0)
-    report = markdown(result)
-    print(report)
-    out = args.json or RESULTS / f"{dt.date.today()}-{platform.machine()}-concurrency.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    out.with_suffix(".md").write_text(report, encoding="utf-8")
-    print(f"wrote {out} and {out.with_suffix('.md')}")
+    write_report(result, markdown(result), args.json or default_output("concurrency"))
     return 0
 
 

@@ -28,11 +28,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import math
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -43,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.concurrency import (
-    RESULTS,
     ROOT,
     ServerProcess,
     StreamRecord,
@@ -51,6 +47,7 @@ from benchmarks.concurrency import (
     raise_fd_limit,
     run_speaker,
 )
+from benchmarks.report import default_output, machine_meta, write_report
 from benchmarks.streaming import DEFAULT_EVALDATA, load_items, percentile
 
 VIEWERS_CHILD = "viewers-child"
@@ -336,17 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     clip = load_clip(args.evaldata, load_items(args.evaldata, [args.file])[0], args.seconds)
     result: dict[str, Any] = {
         "meta": {
-            "date": str(dt.date.today()),
-            "host": platform.node() or "this machine",
-            "machine": platform.machine(),
-            "cpus": os.cpu_count(),
-            "load_before": os.getloadavg(),
-            "model": args.model,
+            **machine_meta(args.model, argv),
             "file": clip.id,
             "seconds": round(clip.seconds, 2),
             "client_procs": args.client_procs,
             "no_compression": args.no_compression,
-            "argv": argv,
         },
         "levels": [],
     }
@@ -364,13 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{level['missing_finals']} finals missed, {level['slow_disconnects']} slow disconnects",
             flush=True,
         )
-    report = markdown(result)
-    print(report)
-    out = args.json or RESULTS / f"{dt.date.today()}-{platform.machine()}-fanout.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    out.with_suffix(".md").write_text(report, encoding="utf-8")
-    print(f"wrote {out} and {out.with_suffix('.md')}")
+    write_report(result, markdown(result), args.json or default_output("fanout"))
     return 0
 
 

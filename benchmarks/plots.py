@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks.report import RESULTS
+
 DPI = 120
 
 
