@@ -37,6 +37,8 @@ VARIANTS: dict[str, StreamConfig] = {
     "prompt-600": replace(_DEFAULT, decode=DecodeConfig(prompt_chars=600)),
     "final-beam-5": replace(_DEFAULT, decode=DecodeConfig(beam_size=5)),
     "pad-0.4": replace(_DEFAULT, vad=VadConfig(speech_pad=0.4)),
+    "window-8": replace(_DEFAULT, decode=DecodeConfig(trim_after=8.0, max_buffer=14.0)),
+    "window-18": replace(_DEFAULT, decode=DecodeConfig(trim_after=18.0, max_buffer=26.0)),
 }
 
 
