@@ -56,6 +56,14 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         help="seconds of audio between partial decodes",
     )
     group.add_argument(
+        "--confident-commit",
+        type=float,
+        default=None,
+        metavar="P",
+        help="faster finals: also commit a word on one hypothesis when its probability is >= P (e.g. 0.9); "
+        "off by default (measured with 0.9 on 2 CPU cores: finals 0.4 s sooner, WER 3 %% higher relative)",
+    )
+    group.add_argument(
         "--vad-threshold", type=float, default=VadConfig().threshold, help="speech probability"
     )
     group.add_argument(
@@ -93,7 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
 def stream_config(args: argparse.Namespace) -> StreamConfig:
     return StreamConfig(
         vad=VadConfig(threshold=args.vad_threshold, min_silence=args.min_silence),
-        decode=DecodeConfig(interval=args.interval, language=args.language, beam_size=args.beam_size),
+        decode=DecodeConfig(
+            interval=args.interval,
+            language=args.language,
+            beam_size=args.beam_size,
+            confident_commit=args.confident_commit,
+        ),
     )
 
 

@@ -92,7 +92,7 @@ class DecodeConfig:
         _require(0 < self.force_keep < self.trim_after, "decode.force_keep must be in (0, trim_after)")
         _require(
             self.confident_commit is None or 0 < self.confident_commit <= 1,
-            "decode.confident_commit in (0, 1]",
+            "decode.confident_commit must be in (0, 1]",
         )
         _require(self.confident_context >= 0, "decode.confident_context must be >= 0")
         _require(self.beam_size >= 1, "decode.beam_size must be >= 1")

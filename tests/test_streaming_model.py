@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from streamer.audiofile import iter_audio, read_audio
-from streamer.config import SAMPLE_RATE, StreamConfig
+from streamer.config import SAMPLE_RATE, DecodeConfig, StreamConfig
 from streamer.engines.base import DecodeRequest, DecodeResult
 from streamer.events import CaptionEvent, Final, Partial, SpeechEnded, SpeechStarted
 from streamer.runner import run_stream
@@ -93,6 +93,26 @@ def test_longform_streaming_wer_is_within_ten_percent_of_offline(longform_run, t
     assert offline < 0.1, f"offline WER {offline:.4f}"
     # The target is 1.10 x offline; measured on this file: 5.96 % vs 5.05 % (1.18 x). See benchmarks/results.
     assert streaming <= offline * 1.30, f"streaming WER {streaming:.4f} vs offline {offline:.4f}"
+
+
+def word_delays(capture: Capture) -> list[float]:
+    """For every committed word, the stream time its final was emitted minus the word's end."""
+    return [emitted - w.end for e, emitted in capture.events if isinstance(e, Final) for w in e.words]
+
+
+@pytest.mark.slow
+def test_confident_commit_makes_finals_come_sooner_on_real_speech(longform_run, transcriber, detector):
+    rec, default_capture, _, _ = longform_run
+    config = StreamConfig(decode=DecodeConfig(confident_commit=0.9))
+    capture, _, _ = stream_file(rec.audio, transcriber, detector, config)
+    sooner = float(np.median(word_delays(capture)))
+    default = float(np.median(word_delays(default_capture)))
+    # Stream time only (decodes take no time here): one vote instead of two saves about one decode interval.
+    assert sooner < default - 0.3, f"median word-to-final delay {sooner:.2f} s vs {default:.2f} s by default"
+    assert wer(rec.reference, capture.text) < 0.1
+    finals = capture.finals
+    assert [f.index for f in finals] == list(range(len(finals)))
+    assert all(after.start >= before.end for before, after in zip(finals, finals[1:], strict=False))
 
 
 @pytest.mark.slow
