@@ -18,12 +18,17 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from benchmarks.live_sim import simulate_live
 from streamer.audiofile import read_audio
 from streamer.config import DecodeConfig, StreamConfig
+
+if TYPE_CHECKING:
+    from streamer.engines.silero import SileroVad
+    from streamer.engines.whisper import WhisperTranscriber
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EVALDATA = ROOT.parent / "shared" / "evaldata"
@@ -67,6 +72,21 @@ def scorer():
     return wer
 
 
+def load_engines(model: str) -> tuple[WhisperTranscriber, SileroVad]:
+    """The Whisper transcriber for `model` (its default device and compute type) and the Silero VAD."""
+    from streamer.config import ModelConfig
+    from streamer.engines.silero import SileroVad
+    from streamer.engines.whisper import WhisperTranscriber
+
+    return WhisperTranscriber(ModelConfig(name=model)), SileroVad()
+
+
+def offline_text(transcriber: WhisperTranscriber, audio: np.ndarray) -> str:
+    """The floor: the same model on the whole file at once (greedy, temperature 0, no word timestamps)."""
+    segments, _ = transcriber.model.transcribe(audio, language="en", beam_size=1, temperature=0.0)
+    return " ".join(s.text for s in segments)
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -89,12 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    from streamer.config import ModelConfig
-    from streamer.engines.silero import SileroVad
-    from streamer.engines.whisper import WhisperTranscriber
-
-    transcriber = WhisperTranscriber(ModelConfig(name=args.model))
-    detector = SileroVad()
+    transcriber, detector = load_engines(args.model)
     wer = scorer()
     config = StreamConfig(decode=DecodeConfig(interval=args.interval, confident_commit=args.confident_commit))
     rows = []
@@ -105,13 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         audio = read_audio(item.audio)
         run = simulate_live(audio, transcriber, detector, config)
         cpu0 = time.process_time()
-        segments, _ = transcriber.model.transcribe(audio, language="en", beam_size=1, temperature=0.0)
-        offline_text = " ".join(s.text for s in segments)
+        offline = offline_text(transcriber, audio)
         offline_cpu = time.process_time() - cpu0
         first, final = run.word_delays()
         all_first += first
         all_final += final
-        stream_wer, offline_wer = wer(item.reference, run.text), wer(item.reference, offline_text)
+        stream_wer, offline_wer = wer(item.reference, run.text), wer(item.reference, offline)
         raw[item.id] = {
             "audio_seconds": run.audio_seconds,
             "stream_wer": stream_wer,

@@ -19,9 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.streaming import DEFAULT_EVALDATA, DEFAULT_FILES, ROOT, load_items, scorer
+from benchmarks.streaming import (
+    DEFAULT_EVALDATA,
+    DEFAULT_FILES,
+    ROOT,
+    load_engines,
+    load_items,
+    offline_text,
+    scorer,
+)
 from streamer.audiofile import read_audio
-from streamer.config import DecodeConfig, ModelConfig, StreamConfig, VadConfig
+from streamer.config import DecodeConfig, StreamConfig, VadConfig
 from streamer.runner import run_stream
 
 CHUNK_SAMPLES = 1600
@@ -53,11 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    from streamer.engines.silero import SileroVad
-    from streamer.engines.whisper import WhisperTranscriber
-
-    transcriber = WhisperTranscriber(ModelConfig(name=args.model))
-    detector = SileroVad()
+    transcriber, detector = load_engines(args.model)
     wer = scorer()
     items = load_items(args.evaldata, args.files)
     audios = {item.id: read_audio(item.audio) for item in items}
@@ -65,10 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, list[float], int]] = []
     offline = []
     for item in items:
-        segments, _ = transcriber.model.transcribe(
-            audios[item.id], language="en", beam_size=1, temperature=0.0
-        )
-        offline.append(100 * wer(item.reference, " ".join(s.text for s in segments)))
+        offline.append(100 * wer(item.reference, offline_text(transcriber, audios[item.id])))
     rows.append(("offline (whole file, the floor)", offline, 0))
     for name in args.variants:
         wers, decodes = [], 0
@@ -90,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, wers, decodes in rows:
         mean = float(np.mean(wers))
         cells = " | ".join(f"{w:.2f}" for w in wers)
-        lines.append(f"| {name} | {cells} | {mean:.2f} | {mean / floor:.2f} | {decodes or '-'} |")
+        ratio = f"{mean / floor:.2f}" if floor else "-"
+        lines.append(f"| {name} | {cells} | {mean:.2f} | {ratio} | {decodes or '-'} |")
     table = "\n".join(lines)
     print(table)
     out = args.out or ROOT / "benchmarks" / "results" / f"{dt.date.today()}-{platform.machine()}-tuning.md"
