@@ -47,6 +47,7 @@ VARIANTS: dict[str, StreamConfig] = {
     "pad-0.4": replace(_DEFAULT, vad=VadConfig(speech_pad=0.4)),
     "window-8": replace(_DEFAULT, decode=DecodeConfig(trim_after=8.0, max_buffer=14.0)),
     "window-18": replace(_DEFAULT, decode=DecodeConfig(trim_after=18.0, max_buffer=26.0)),
+    "min-window-1.5": replace(_DEFAULT, decode=DecodeConfig(min_window=1.5)),
 }
 
 
