@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from benchmarks.live_sim import simulate_live
+from benchmarks.report import default_output
 from streamer.audiofile import read_audio
 from streamer.config import DecodeConfig, StreamConfig
 
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     report = "\n".join(lines) + "\n"
     print(report)
-    out = args.out or ROOT / "benchmarks" / "results" / f"{dt.date.today()}-{platform.machine()}-streaming.md"
+    out = args.out or default_output("streaming").with_suffix(".md")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report, encoding="utf-8")
     out.with_suffix(".json").write_text(

@@ -12,17 +12,15 @@ decode count stands for the cost. The offline row is the floor: the same model o
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import platform
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.report import default_output
 from benchmarks.streaming import (
     DEFAULT_EVALDATA,
     DEFAULT_FILES,
-    ROOT,
     load_engines,
     load_items,
     offline_text,
@@ -96,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {name} | {cells} | {mean:.2f} | {ratio} | {decodes or '-'} |")
     table = "\n".join(lines)
     print(table)
-    out = args.out or ROOT / "benchmarks" / "results" / f"{dt.date.today()}-{platform.machine()}-tuning.md"
+    out = args.out or default_output("tuning").with_suffix(".md")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(f"# Streaming WER by configuration ({args.model})\n\n{table}\n", encoding="utf-8")
     print(f"wrote {out}")
