@@ -56,6 +56,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         help="seconds of audio between partial decodes",
     )
     group.add_argument(
+        "--pause-wait",
+        type=float,
+        default=DecodeConfig().pause_wait,
+        help="seconds a due partial decode may wait for a pause between words (0: decode at once)",
+    )
+    group.add_argument(
         "--confident-commit",
         type=float,
         default=None,
@@ -103,6 +109,7 @@ def stream_config(args: argparse.Namespace) -> StreamConfig:
         vad=VadConfig(threshold=args.vad_threshold, min_silence=args.min_silence),
         decode=DecodeConfig(
             interval=args.interval,
+            pause_wait=args.pause_wait,
             language=args.language,
             beam_size=args.beam_size,
             confident_commit=args.confident_commit,

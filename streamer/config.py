@@ -55,6 +55,11 @@ class DecodeConfig:
     """Seconds of new audio between two partial decodes of the active utterance."""
     min_window: float = 0.5
     """No partial decode of an utterance shorter than this (seconds)."""
+    pause_wait: float = 0.6
+    """Once due, a partial decode waits up to this many seconds more for a pause between words (the latest
+    VAD frame's speech probability below `pause_threshold`), so that its window ends between two words rather
+    than inside one. 0 decodes as soon as `interval` has passed."""
+    pause_threshold: float = 0.5
     agreement: int = 2
     """LocalAgreement-n: a word is committed once this many consecutive hypotheses agree on it."""
     confident_commit: float | None = None
@@ -63,6 +68,9 @@ class DecodeConfig:
     confident_context: float = 0.6
     trim_after: float = 12.0
     """Once the uncommitted buffer is longer than this (seconds), it is cut at the last committed word."""
+    trim_overlap: float = 0.5
+    """Seconds of committed audio kept before a cut, so a word timestamp that ends late cannot clip the
+    first uncommitted word; the re-heard words are recognised as already committed."""
     max_buffer: float = 20.0
     """The buffer never grows past this: the hypothesis is then force-committed up to `force_keep`."""
     force_keep: float = 2.0
@@ -84,12 +92,19 @@ class DecodeConfig:
     """A segment whose gzip compression ratio exceeds this is a repetition loop."""
     max_ngram_repeats: int = 3
     """A word n-gram repeated back to back more than this is cut as a loop."""
+    max_unaligned_words: int = 2
+    """More consecutive words than this without duration (text the model appended without hearing it,
+    the mark of a loop) cut the hypothesis there."""
 
     def __post_init__(self) -> None:
         _require(0.1 <= self.interval <= 10, "decode.interval must be between 0.1 and 10 s")
+        _require(0 <= self.pause_wait <= 5, "decode.pause_wait must be between 0 and 5 s")
+        _require(0 < self.pause_threshold <= 1, "decode.pause_threshold must be in (0, 1]")
         _require(self.agreement >= 2, "decode.agreement must be >= 2")
         _require(5 <= self.trim_after < self.max_buffer <= 28, "need 5 <= trim_after < max_buffer <= 28 s")
         _require(0 < self.force_keep < self.trim_after, "decode.force_keep must be in (0, trim_after)")
+        _require(0 <= self.trim_overlap <= 2, "decode.trim_overlap must be between 0 and 2 s")
+        _require(self.max_unaligned_words >= 1, "decode.max_unaligned_words must be >= 1")
         _require(
             self.confident_commit is None or 0 < self.confident_commit <= 1,
             "decode.confident_commit must be in (0, 1]",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streamer.config import DecodeConfig
-from streamer.core.guards import compression_ratio, cut_repetition, normalize_text, screen
+from streamer.core.guards import compression_ratio, cut_repetition, cut_unaligned, normalize_text, screen
 from streamer.engines.base import DecodedSegment
 from streamer.events import Word
 
@@ -240,3 +240,41 @@ def test_punctuation_only_words_are_dropped() -> None:
     spoken = segment("Glad to see you again, Phil.")
     dot = segment(".", avg_logprob=-0.5, no_speech_prob=0.1)
     assert texts(screen([spoken, dot], CONFIG).words) == ["Glad", "to", "see", "you", "again,", "Phil."]
+
+
+# -- cut_unaligned ----------------------------------------------------------------------------------------
+
+
+def timed(*spec: tuple[str, float, float]) -> list[Word]:
+    return [Word(start, end, text, 0.9) for text, start, end in spec]
+
+
+def without_duration(text: str, at: float) -> list[Word]:
+    return [Word(at, at, w, 0.95) for w in text.split(" ")]
+
+
+def test_a_run_of_words_without_duration_is_cut_as_a_loop() -> None:
+    # Measured on lf02 (a final decode of 3.5 s): the speaker said "The chapel yard. 4. The middle yard."
+    heard = timed(("The", 0.0, 0.52), ("chapelli", 0.52, 1.0), ("art.", 1.0, 1.52), ("4.", 2.16, 2.16))
+    heard += timed(("The", 2.48, 2.6), ("middle", 2.6, 2.8), ("art.", 2.8, 2.94))
+    made_up = without_duration("3. The chapelli art. 4. The middle", 2.94) + timed(("art.", 2.94, 3.16))
+    kept, loop = cut_unaligned(heard + made_up, max_run=2)
+    assert kept == heard
+    assert loop
+
+
+def test_single_words_without_duration_are_kept() -> None:
+    heard = timed(("In", 0.0, 0.2), ("1465", 0.2, 0.2), ("Sweynheim", 0.3, 0.9), ("and", 0.9, 0.9))
+    heard += timed(("Pannartz", 1.0, 1.6), ("began", 1.6, 1.6), ("to", 1.6, 1.6), ("print.", 1.6, 2.0))
+    assert cut_unaligned(heard, max_run=2) == (heard, False)
+
+
+def test_screen_cuts_unaligned_words_and_reports_a_loop() -> None:
+    spoken = segment("The middle yard.")
+    appended = without_duration("The middle yard. The middle yard.", 0.9)
+    looping = DecodedSegment(
+        0.0, 0.9, " The middle yard. The middle yard.", tuple(appended), -0.3, 0.01, compression_ratio("x")
+    )
+    screened = screen([spoken, looping], CONFIG)
+    assert texts(screened.words) == ["The", "middle", "yard."]
+    assert screened.loop

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from streamer.config import SAMPLE_RATE, DecodeConfig, StreamConfig, VadConfig
+from streamer.config import SAMPLE_RATE, VAD_FRAME_SAMPLES, DecodeConfig, StreamConfig, VadConfig
 from streamer.core.session import StreamSession
 from streamer.engines.base import DecodedSegment, DecodeRequest, DecodeResult
 from streamer.events import CaptionEvent, Final, Partial, SpeechEnded, SpeechStarted, Word
@@ -326,21 +326,44 @@ def test_one_utterance_is_captioned_completely_and_consistently() -> None:
     assert last.unstable == "" and last.stable == " ".join(w.text for w in script.words)
 
 
-def test_partial_decodes_come_every_interval_of_new_audio() -> None:
-    config = StreamConfig(decode=DecodeConfig(interval=1.0))
+@pytest.mark.parametrize("pause_wait", [0.0, 0.6])
+def test_partial_decodes_come_every_interval_of_new_audio(pause_wait: float) -> None:
+    # Speech without a pause between words: a due decode waits pause_wait for one, then runs anyway.
+    config = StreamConfig(decode=DecodeConfig(interval=1.0, pause_wait=pause_wait))
     script = Script(regions=((1.0, 9.0),), total=11.0)
     trace, _ = run(script, config)
     partial_times = [t for r, t in trace.requests if not r.final]
     gaps = np.diff(partial_times)
-    assert len(gaps) > 0 and gaps.min() >= 1.0 - 1e-6
+    period = 1.0 + pause_wait
+    assert len(gaps) > 0 and gaps.min() >= period - 1e-6
+    assert gaps.max() <= period + CHUNK + VAD_FRAME_SAMPLES / SAMPLE_RATE + 1e-6
     utterance = 9.0 - 1.0 + 0.5  # speech plus both pads
-    assert utterance / 1.0 - 2 <= len(partial_times) <= utterance / 1.0 + 1
+    assert utterance / period - 2 <= len(partial_times) <= utterance / period + 1
+
+
+def test_a_due_partial_decode_waits_for_a_pause_between_words() -> None:
+    # One utterance of 0.45 s words with 0.25 s of silence between them (shorter than min_silence).
+    regions = tuple((1.0 + 0.7 * i, 1.45 + 0.7 * i) for i in range(14))
+    script = Script(regions=regions, total=12.0)
+    frame = VAD_FRAME_SAMPLES
+
+    def window_ends_at_a_pause(request: DecodeRequest) -> bool:
+        return RmsVad().probability(request.audio[-frame:]) < DecodeConfig().pause_threshold
+
+    waiting, _ = run(script, StreamConfig(decode=DecodeConfig(pause_wait=0.6)))
+    eager, _ = run(script, StreamConfig(decode=DecodeConfig(pause_wait=0.0)))
+    assert len(waiting.of(SpeechStarted)) == 1
+    partials = [r for r, _ in waiting.requests if not r.final]
+    assert len(partials) >= 5
+    assert all(window_ends_at_a_pause(r) for r in partials)
+    assert not all(window_ends_at_a_pause(r) for r, _ in eager.requests if not r.final)
+    assert_captions_consistent(waiting, script)
 
 
 def test_shorter_interval_means_more_partial_decodes() -> None:
     script = Script(regions=((1.0, 9.0),), total=11.0)
-    slow, _ = run(script, StreamConfig(decode=DecodeConfig(interval=2.0)))
-    fast, _ = run(script, StreamConfig(decode=DecodeConfig(interval=0.5)))
+    slow, _ = run(script, StreamConfig(decode=DecodeConfig(interval=2.0, pause_wait=0.0)))
+    fast, _ = run(script, StreamConfig(decode=DecodeConfig(interval=0.5, pause_wait=0.0)))
     count = [sum(not r.final for r, _ in t.requests) for t in (slow, fast)]
     assert count[1] >= 3 * count[0]
     assert_captions_consistent(fast, script)
@@ -435,11 +458,26 @@ def test_long_utterance_without_pauses_is_committed_with_bounded_delay() -> None
     trace, _ = run(script, StreamConfig(decode=decode))
     assert_captions_consistent(trace, script)
     emitted_at = [t for f, t in trace.events if isinstance(f, Final) for _ in f.words]
-    late = [(w, t) for w, t in zip(script.words, emitted_at, strict=True) if t > w.end + 3.0]
+    # Two agreeing decodes, each at most interval + pause_wait apart (no pause to wait for here).
+    bound = 2 * (decode.interval + decode.pause_wait) + 0.5
+    late = [(w, t) for w, t in zip(script.words, emitted_at, strict=True) if t > w.end + bound]
     # Only the words of the final decode may wait for the end of the utterance (plus min_silence).
-    assert all(w.end > 61.0 - 3.0 for w, _ in late), late[:3]
+    assert all(w.end > 61.0 - bound for w, _ in late), late[:3]
     longest = max(r.duration for r, _ in trace.requests)
-    assert longest <= decode.max_buffer + decode.interval + 1e-6
+    assert longest <= decode.max_buffer + decode.interval + decode.pause_wait + 1e-6
+
+
+@pytest.mark.parametrize("overlap", [0.0, 0.5])
+def test_a_trimmed_window_rehears_trim_overlap_seconds_before_the_cut(overlap: float) -> None:
+    script = Script(regions=((1.0, 31.0),), total=33.0)
+    trace, transcriber = run(script, StreamConfig(decode=DecodeConfig(trim_overlap=overlap)))
+    assert_captions_consistent(trace, script)  # the re-heard words are not committed twice
+    committed_ends = [w.end for w in trace.final_words()]
+    starts = {script.window_start(r.audio) for r in transcriber.requests}
+    trimmed = sorted(s for s in starts if s is not None and s > 1.0)
+    assert len(trimmed) >= 2
+    for start in trimmed:
+        assert min(abs(start + overlap - end) for end in committed_ends) < 1e-3, start
 
 
 def test_hypotheses_that_never_agree_are_force_committed_at_max_buffer() -> None:
@@ -450,11 +488,13 @@ def test_hypotheses_that_never_agree_are_force_committed_at_max_buffer() -> None
     assert [w.text.split("-")[0] for w in heard] == [w.text for w in script.words]
     assert [w.end for w in heard] == sorted(w.end for w in heard)
     longest = max(r.duration for r, _ in trace.requests)
-    assert decode.max_buffer < longest <= decode.max_buffer + decode.interval + 1e-6
+    assert decode.max_buffer < longest <= decode.max_buffer + decode.interval + decode.pause_wait + 1e-6
     # Words are committed while the speaker goes on, at most a full buffer late.
     emitted_at = [t for f, t in trace.events if isinstance(f, Final) for _ in f.words]
     for word, t in zip(script.words, emitted_at, strict=True):
-        assert t <= max(word.end + decode.max_buffer + decode.interval + CHUNK, 41.0 + 1.0)
+        assert t <= max(
+            word.end + decode.max_buffer + decode.interval + decode.pause_wait + CHUNK, 41.0 + 1.0
+        )
     assert any(t < 40.0 for t in emitted_at)
 
 

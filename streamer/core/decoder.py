@@ -4,12 +4,15 @@ An `UtteranceDecoder` owns the utterance's uncommitted audio window (as times on
 commit policy and its committed words. It never touches audio or models itself: the session slices the audio
 and the scheduler runs the decode. Rules:
 - While the utterance is open, a partial decode is due once `interval` seconds of new audio arrived and the
-  window is at least `min_window` long. Partial decodes are greedy at temperature 0.
+  window is at least `min_window` long. It then waits (up to `pause_wait`) until the audio is at a pause
+  between words, so the window does not end inside a word. Partial decodes are greedy at temperature 0.
 - When the utterance has ended, one final decode of the remaining window commits everything left (beam and
   temperature fallback allowed).
 - After each commit, a window longer than `trim_after` is cut at the last committed word (preferably at a
   sentence end), so a speaker who never pauses is committed continuously; past `max_buffer` the hypothesis
-  is force-committed up to `force_keep` seconds before the window's end.
+  is force-committed up to `force_keep` seconds before the window's end. The cut keeps `trim_overlap`
+  seconds of committed audio: word end times are estimates, and a cut exactly at one can clip the onset of
+  the next word ("block" heard as "rock").
 """
 
 from __future__ import annotations
@@ -66,13 +69,16 @@ class UtteranceDecoder:
     def close(self, end: float) -> None:
         self.end = max(end, self.start)
 
-    def plan(self, now: float) -> WindowPlan | None:
-        """The next decode to run, if one is due at stream time `now`."""
+    def plan(self, now: float, at_pause: bool = True) -> WindowPlan | None:
+        """The next decode to run, if one is due at stream time `now` (`at_pause`: the audio there is a pause
+        between words)."""
         if self.in_flight is not None or self.done:
             return None
         if self.end is not None:
             return WindowPlan(self.utterance_id, self.window_start, self.end, final=True)
-        enough_new = now - self.decoded_until >= self.config.interval
+        new_audio = now - self.decoded_until
+        waited = new_audio >= self.config.interval + self.config.pause_wait
+        enough_new = new_audio >= self.config.interval and (at_pause or waited)
         long_enough = now - self.window_start >= self.config.min_window
         if enough_new and long_enough:
             return WindowPlan(self.utterance_id, self.window_start, now, final=False)
@@ -108,7 +114,7 @@ class UtteranceDecoder:
         if not inside:
             return
         cut = next((w.end for w in reversed(inside) if w.text.endswith(SENTENCE_END)), inside[-1].end)
-        self.window_start = max(self.window_start, cut)
+        self.window_start = max(self.window_start, cut - self.config.trim_overlap)
 
 
 def _shift(word: Word, offset: float, limit: float) -> Word:

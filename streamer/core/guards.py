@@ -1,7 +1,8 @@
 """Quality guards over decoded segments: non-speech, known hallucinations, and repetition loops.
 
 Pure functions. `screen` takes a decode's segments and returns the words worth keeping, plus whether a loop
-was seen (the caller then stops prompting with text that may have caused it).
+(repeated n-grams, or a run of words the model did not align to any audio) was seen (the caller then stops
+prompting with text that may have caused it).
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ above WEAK_SEGMENT_NO_SPEECH or its words' mean probability is below WEAK_SEGMEN
 appends such segments ("see you next time") after the last word of an utterance."""
 
 MAX_LOOP_NGRAM = 6
+
+UNALIGNED_DURATION = 0.02
+"""Seconds: a word this short was not aligned to any audio. Whisper gives single words no duration now and
+then (a digit, a short word at a window's end); a run of them is text it made up after the speech, typically
+a loop that repeats with a period too long for the n-gram check ("3. The chapel yard. 4. The middle yard.
+3. The chapel yard. ...")."""
 
 _NON_WORD = re.compile(r"[^\w' ]+")
 
@@ -126,6 +133,16 @@ def cut_repetition(words: Sequence[Word], max_repeats: int) -> tuple[list[Word],
     return list(words), False
 
 
+def cut_unaligned(words: Sequence[Word], max_run: int) -> tuple[list[Word], bool]:
+    """Cut the words at the first run of more than `max_run` consecutive words without duration."""
+    run = 0
+    for i, word in enumerate(words):
+        run = run + 1 if word.end - word.start <= UNALIGNED_DURATION else 0
+        if run > max_run:
+            return list(words[: i + 1 - run]), True
+    return list(words), False
+
+
 def screen(segments: Sequence[DecodedSegment], config: DecodeConfig) -> Screened:
     kept: list[Word] = []
     loop = False
@@ -139,5 +156,6 @@ def screen(segments: Sequence[DecodedSegment], config: DecodeConfig) -> Screened
             dropped += 1
             continue
         kept.extend(w for w in segment.words if _has_letters(w))
-    words, cut = cut_repetition(kept, config.max_ngram_repeats)
-    return Screened(tuple(words), loop or cut, dropped)
+    words, repeated = cut_repetition(kept, config.max_ngram_repeats)
+    words, unaligned = cut_unaligned(words, config.max_unaligned_words)
+    return Screened(tuple(words), loop or repeated or unaligned, dropped)
