@@ -1,6 +1,6 @@
 """Accuracy, latency and cost of one live stream against offline transcription of the same file.
 
-    python -m benchmarks.streaming [--files ID_OR_PATH ...] [--evaldata DIR] [--interval S]
+    python -m benchmarks.streaming [--files ID_OR_PATH ...] [--evaldata DIR] [--interval S] [--pause-wait S]
                                    [--confident-commit P] [--out FILE]
 
 For each file: the streaming pipeline in a simulated live run (decodes take their real time; see
@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", nargs="*", default=list(DEFAULT_FILES))
     parser.add_argument("--evaldata", type=Path, default=DEFAULT_EVALDATA)
     parser.add_argument("--interval", type=float, default=DecodeConfig().interval)
+    parser.add_argument("--pause-wait", type=float, default=DecodeConfig().pause_wait)
     parser.add_argument(
         "--confident-commit",
         type=float,
@@ -112,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
 
     transcriber, detector = load_engines(args.model)
     wer = scorer()
-    config = StreamConfig(decode=DecodeConfig(interval=args.interval, confident_commit=args.confident_commit))
+    config = StreamConfig(
+        decode=DecodeConfig(
+            interval=args.interval, pause_wait=args.pause_wait, confident_commit=args.confident_commit
+        )
+    )
     rows = []
     raw: dict[str, dict[str, object]] = {}
     all_first: list[float] = []
@@ -177,9 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         f"# Streaming vs offline, {dt.date.today()} on {platform.node() or 'this machine'}",
         "",
         f"Model {transcriber.name}, {transcriber.device}/{transcriber.compute_type}; partial decode interval "
-        f"{args.interval} s, confident commit {args.confident_commit}; simulated live run (each decode takes "
-        "its measured time). Latencies are from each word's end (its own timestamp) to its first appearance "
-        "in a partial and to its final.",
+        f"{args.interval} s (waiting up to {args.pause_wait} s for a pause), confident commit "
+        f"{args.confident_commit}; simulated live run (each decode takes its measured time). Latencies are "
+        "from each word's end (its own timestamp) to its first appearance in a partial and to its final.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -195,7 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report, encoding="utf-8")
     out.with_suffix(".json").write_text(
-        json.dumps({"interval": args.interval, "confident_commit": args.confident_commit, "files": raw}),
+        json.dumps(
+            {
+                "interval": args.interval,
+                "pause_wait": args.pause_wait,
+                "confident_commit": args.confident_commit,
+                "files": raw,
+            }
+        ),
         encoding="utf-8",
     )
     print(f"wrote {out} and its .json")

@@ -47,6 +47,7 @@ VARIANTS: dict[str, StreamConfig] = {
     "window-18": replace(_DEFAULT, decode=DecodeConfig(trim_after=18.0, max_buffer=26.0)),
     "min-window-1.5": replace(_DEFAULT, decode=DecodeConfig(min_window=1.5)),
     "pause-wait-0": replace(_DEFAULT, decode=DecodeConfig(pause_wait=0.0)),
+    "pause-wait-0.6": replace(_DEFAULT, decode=DecodeConfig(pause_wait=0.6)),
     "pause-wait-1.0": replace(_DEFAULT, decode=DecodeConfig(pause_wait=1.0)),
     "trim-overlap-0": replace(_DEFAULT, decode=DecodeConfig(trim_overlap=0.0)),
 }

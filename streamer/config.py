@@ -55,7 +55,7 @@ class DecodeConfig:
     """Seconds of new audio between two partial decodes of the active utterance."""
     min_window: float = 0.5
     """No partial decode of an utterance shorter than this (seconds)."""
-    pause_wait: float = 0.6
+    pause_wait: float = 0.3
     """Once due, a partial decode waits up to this many seconds more for a pause between words (the latest
     VAD frame's speech probability below `pause_threshold`), so that its window ends between two words rather
     than inside one. 0 decodes as soon as `interval` has passed."""

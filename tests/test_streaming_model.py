@@ -91,8 +91,8 @@ def test_longform_streaming_wer_is_within_ten_percent_of_offline(longform_run, t
     offline = wer(rec.reference, " ".join(s.text for s in segments))
     streaming = wer(rec.reference, capture.text)
     assert offline < 0.1, f"offline WER {offline:.4f}"
-    # The target is 1.10 x offline; this run gives 6.14 % vs 5.05 % here (1.21 x). See benchmarks/results.
-    assert streaming <= offline * 1.30, f"streaming WER {streaming:.4f} vs offline {offline:.4f}"
+    # The target is 1.10 x offline; this run gives 5.78 % vs 5.05 % here (1.14 x). See benchmarks/results.
+    assert streaming <= offline * 1.25, f"streaming WER {streaming:.4f} vs offline {offline:.4f}"
 
 
 def word_delays(capture: Capture) -> list[float]:
@@ -155,7 +155,9 @@ def test_speaker_without_pauses_gets_finals_within_bounded_delay(longform_run):
     assert max(delays) < 8.0, f"max final delay {max(delays):.2f} s"
     assert float(np.median(delays)) < 3.0
     longest = max(len(r.audio) for r in recorder.requests) / SAMPLE_RATE
-    assert longest <= 20.0 + 1.5, f"decode window of {longest:.1f} s"
+    decode = DecodeConfig()
+    bound = decode.max_buffer + decode.interval + decode.pause_wait + 0.5  # a due decode, then one chunk
+    assert longest <= bound, f"decode window of {longest:.1f} s"
     assert len(finals) > 40
 
 

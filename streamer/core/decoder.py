@@ -110,11 +110,13 @@ class UtteranceDecoder:
     def _trim(self, now: float) -> None:
         if now - self.window_start <= self.config.trim_after or not self.committed:
             return
-        inside = [w for w in self.committed if w.end > self.window_start]
+        overlap = self.config.trim_overlap
+        # Only a cut that moves the window on: the words it re-hears are no candidates.
+        inside = [w for w in self.committed if w.end - overlap > self.window_start]
         if not inside:
             return
         cut = next((w.end for w in reversed(inside) if w.text.endswith(SENTENCE_END)), inside[-1].end)
-        self.window_start = max(self.window_start, cut - self.config.trim_overlap)
+        self.window_start = cut - overlap
 
 
 def _shift(word: Word, offset: float, limit: float) -> Word:
