@@ -57,9 +57,8 @@ class DecodeConfig:
     """No partial decode of an utterance shorter than this (seconds)."""
     pause_wait: float = 0.3
     """Once due, a partial decode waits up to this many seconds more for a pause between words (the latest
-    VAD frame's speech probability below `pause_threshold`), so that its window ends between two words rather
-    than inside one. 0 decodes as soon as `interval` has passed."""
-    pause_threshold: float = 0.5
+    VAD frame below the VAD's speech `threshold`), so that its window ends between two words rather than
+    inside one. 0 decodes as soon as `interval` has passed."""
     agreement: int = 2
     """LocalAgreement-n: a word is committed once this many consecutive hypotheses agree on it."""
     confident_commit: float | None = None
@@ -99,7 +98,6 @@ class DecodeConfig:
     def __post_init__(self) -> None:
         _require(0.1 <= self.interval <= 10, "decode.interval must be between 0.1 and 10 s")
         _require(0 <= self.pause_wait <= 5, "decode.pause_wait must be between 0 and 5 s")
-        _require(0 < self.pause_threshold <= 1, "decode.pause_threshold must be in (0, 1]")
         _require(self.agreement >= 2, "decode.agreement must be >= 2")
         _require(5 <= self.trim_after < self.max_buffer <= 28, "need 5 <= trim_after < max_buffer <= 28 s")
         _require(0 < self.force_keep < self.trim_after, "decode.force_keep must be in (0, trim_after)")

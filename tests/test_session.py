@@ -348,7 +348,7 @@ def test_a_due_partial_decode_waits_for_a_pause_between_words() -> None:
     frame = VAD_FRAME_SAMPLES
 
     def window_ends_at_a_pause(request: DecodeRequest) -> bool:
-        return RmsVad().probability(request.audio[-frame:]) < DecodeConfig().pause_threshold
+        return RmsVad().probability(request.audio[-frame:]) < VadConfig().threshold
 
     waiting, _ = run(script, StreamConfig(decode=DecodeConfig(pause_wait=0.6)))
     eager, _ = run(script, StreamConfig(decode=DecodeConfig(pause_wait=0.0)))

@@ -289,3 +289,11 @@ def test_state_properties_follow_the_utterance() -> None:
     for p in frames((SILENCE, 40)):
         segmenter.push(p)
     assert not segmenter.speaking and segmenter.current_utterance is None
+
+
+def test_at_pause_follows_the_latest_frame_against_the_speech_threshold() -> None:
+    segmenter = VadSegmenter(VadConfig(threshold=0.5, neg_threshold=0.35))
+    assert segmenter.at_pause, "no frame yet: nothing is being said"
+    for probability, pause in ((0.9, False), (0.5, False), (0.4, True), (0.9, False), (0.1, True)):
+        segmenter.push(probability)
+        assert segmenter.at_pause is pause, probability

@@ -69,7 +69,7 @@ class UtteranceDecoder:
     def close(self, end: float) -> None:
         self.end = max(end, self.start)
 
-    def plan(self, now: float, at_pause: bool = True) -> WindowPlan | None:
+    def plan(self, now: float, at_pause: bool) -> WindowPlan | None:
         """The next decode to run, if one is due at stream time `now` (`at_pause`: the audio there is a pause
         between words)."""
         if self.in_flight is not None or self.done:

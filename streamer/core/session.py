@@ -61,7 +61,6 @@ class StreamSession:
         self._context_words: deque[Word] = deque(maxlen=256)
         self._in_flight: tuple[int, UtteranceDecoder] | None = None
         self._last_partial: Partial | None = None
-        self._speech_probability = 0.0  # of the latest VAD frame
         self._finished = False
         self.start_time = start_time
 
@@ -100,8 +99,6 @@ class StreamSession:
         self._received += len(samples)
         frames = self._framer.push(samples)
         probs = self._probabilities(frames)
-        if probs:
-            self._speech_probability = probs[-1]
         events: list[CaptionEvent] = []
         for probability in probs:
             events.extend(self._on_vad(self._segmenter.push(float(probability))))
@@ -168,7 +165,7 @@ class StreamSession:
         """The decode this stream wants run now, if any; at most one is in flight at a time."""
         if self._in_flight is not None:
             return None
-        at_pause = self._speech_probability < self.config.decode.pause_threshold
+        at_pause = self._segmenter.at_pause
         for decoder in self._decoders:
             plan = decoder.plan(self.vad_time, at_pause)
             if plan is not None:

@@ -45,6 +45,7 @@ class VadSegmenter:
         self._first_speech = 0  # frame index of the candidate's or utterance's first speech frame
         self._last_speech = 0  # frame index of the latest speech frame
         self._speech_frames = 0
+        self._latest_is_speech = False
         self._start_time = start_time
         self._floor = start_time  # an utterance never starts before this (the previous end)
         self._min_speech_frames = max(1, round(config.min_speech / FRAME_SECONDS))
@@ -53,6 +54,11 @@ class VadSegmenter:
     @property
     def speaking(self) -> bool:
         return self._state is _State.SPEAKING
+
+    @property
+    def at_pause(self) -> bool:
+        """The latest frame is below the speech threshold: a pause between words, or silence."""
+        return not self._latest_is_speech
 
     @property
     def current_utterance(self) -> int | None:
@@ -76,6 +82,7 @@ class VadSegmenter:
         frame = self._frames
         self._frames += 1
         is_speech = probability >= self.config.threshold
+        self._latest_is_speech = is_speech
         is_silence = probability < self.config.neg_threshold
         if self._state is _State.IDLE:
             if is_speech:
