@@ -51,7 +51,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks.report import default_output, machine_meta, write_report
-from benchmarks.streaming import DEFAULT_EVALDATA, DEFAULT_FILES, Item, load_items, percentile, scorer
+from benchmarks.scoring import wer
+from benchmarks.streaming import DEFAULT_EVALDATA, DEFAULT_FILES, Item, load_items, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVE_CHILD = "serve-child"
@@ -627,7 +628,6 @@ def main(argv: list[str] | None = None) -> int:
     ]
     items = load_items(args.evaldata, args.files)
     clips = [load_clip(args.evaldata, item, args.seconds) for item in items]
-    wer = scorer()
     bounds = Bounds(args.bound_lag, args.bound_delay)
     result: dict[str, Any] = {
         "meta": {

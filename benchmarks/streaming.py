@@ -24,6 +24,7 @@ import numpy as np
 
 from benchmarks.live_sim import simulate_live
 from benchmarks.report import default_output
+from benchmarks.scoring import wer
 from streamer.audiofile import read_audio
 from streamer.config import DecodeConfig, StreamConfig
 
@@ -59,18 +60,6 @@ def load_items(evaldata: Path, names: list[str]) -> list[Item]:
         reference = " ".join((evaldata / ref_file).read_text(encoding="utf-8").split())
         items.append(Item(name, evaldata / row["audio_file"], reference))
     return items
-
-
-def scorer():
-    import jiwer
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    normalizer = EnglishTextNormalizer()
-
-    def wer(reference: str, hypothesis: str) -> float:
-        return float(jiwer.wer(normalizer(reference), normalizer(hypothesis) or "<empty>"))
-
-    return wer
 
 
 def load_engines(model: str) -> tuple[WhisperTranscriber, SileroVad]:
@@ -112,7 +101,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     transcriber, detector = load_engines(args.model)
-    wer = scorer()
     config = StreamConfig(
         decode=DecodeConfig(
             interval=args.interval, pause_wait=args.pause_wait, confident_commit=args.confident_commit

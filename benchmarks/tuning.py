@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.report import default_output
+from benchmarks.scoring import wer
 from benchmarks.streaming import (
     DEFAULT_EVALDATA,
     DEFAULT_FILES,
     load_engines,
     load_items,
     offline_text,
-    scorer,
 )
 from streamer.audiofile import read_audio
 from streamer.config import DecodeConfig, StreamConfig, VadConfig
@@ -65,7 +65,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     transcriber, detector = load_engines(args.model)
-    wer = scorer()
     items = load_items(args.evaldata, args.files)
     audios = {item.id: read_audio(item.audio) for item in items}
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.scoring import normalize, wer  # noqa: F401  (re-exported to the tests)
+
 REPO = Path(__file__).resolve().parent.parent
 EVALDATA = Path(os.environ.get("STREAMER_EVALDATA", REPO.parent / "shared" / "evaldata"))
 
@@ -70,25 +72,3 @@ def detector():
     from streamer.engines.silero import SileroVad
 
     return SileroVad()
-
-
-_NORMALIZER = None
-
-
-def normalize(text: str) -> str:
-    global _NORMALIZER
-    if _NORMALIZER is None:
-        from whisper_normalizer.english import EnglishTextNormalizer
-
-        _NORMALIZER = EnglishTextNormalizer()
-    return " ".join(_NORMALIZER(text).split())
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    import jiwer
-
-    ref = normalize(reference)
-    hyp = normalize(hypothesis)
-    if not hyp:
-        return 1.0
-    return float(jiwer.wer(ref, hyp))

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pytest
 
+from benchmarks.scoring import normalize, wer
 from streamer.audiofile import read_audio
 from streamer.core.audio import to_pcm16
 from tests.test_sinks import SECRET, TOKEN, fake_service
@@ -73,18 +74,6 @@ T = TypeVar("T")
 
 
 # -- scoring --------------------------------------------------------------------------------------------
-
-
-def normalize(text: str) -> str:
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    return " ".join(EnglishTextNormalizer()(text).split())
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    import jiwer
-
-    return 1.0 if not normalize(hypothesis) else float(jiwer.wer(normalize(reference), normalize(hypothesis)))
 
 
 def reference(name: str) -> str:

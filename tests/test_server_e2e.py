@@ -20,6 +20,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from benchmarks.scoring import normalize, wer
 from streamer.audiofile import read_audio
 from streamer.client import StreamResult, endpoint, stream_audio, watch
 from streamer.config import ModelConfig
@@ -58,24 +59,6 @@ def audio(name: str) -> np.ndarray:
 
 def reference(name: str) -> str:
     return (EVALDATA / f"{name}.ref.txt").read_text(encoding="utf-8")
-
-
-_normalizer: Any = None
-
-
-def normalize(text: str) -> str:
-    global _normalizer
-    if _normalizer is None:
-        from whisper_normalizer.english import EnglishTextNormalizer
-
-        _normalizer = EnglishTextNormalizer()
-    return " ".join(_normalizer(text).split())
-
-
-def wer(ref: str, hyp: str) -> float:
-    import jiwer
-
-    return 1.0 if not normalize(hyp) else float(jiwer.wer(normalize(ref), normalize(hyp)))
 
 
 def text_of(finals: list[Final]) -> str:
