@@ -31,6 +31,11 @@ def default_output(kind: str) -> Path:
     return RESULTS / f"{dt.date.today()}-{platform.machine()}-{kind}.json"
 
 
+def markdown_path(path: Path) -> Path:
+    """`path` with `.md` appended unless it ends so (a name may hold dots: `interval-0.6`)."""
+    return path if path.suffix == ".md" else path.with_name(path.name + ".md")
+
+
 def write_report(result: dict[str, Any], markdown: str, out: Path) -> None:
     """Prints the Markdown and writes it beside the JSON of the raw numbers (same stem)."""
     print(markdown)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from benchmarks.live_sim import simulate_live
-from benchmarks.report import default_output
+from benchmarks.report import default_output, markdown_path
 from benchmarks.scoring import wer
 from streamer.audiofile import read_audio
 from streamer.config import DecodeConfig, StreamConfig
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     report = "\n".join(lines) + "\n"
     print(report)
-    out = args.out or default_output("streaming").with_suffix(".md")
+    out = markdown_path(args.out or default_output("streaming"))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report, encoding="utf-8")
     out.with_suffix(".json").write_text(

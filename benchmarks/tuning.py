@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.report import default_output
+from benchmarks.report import default_output, markdown_path
 from benchmarks.scoring import wer
 from benchmarks.streaming import (
     DEFAULT_EVALDATA,
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {name} | {cells} | {mean:.2f} | {ratio} | {decodes or '-'} |")
     table = "\n".join(lines)
     print(table)
-    out = args.out or default_output("tuning").with_suffix(".md")
+    out = markdown_path(args.out or default_output("tuning"))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(f"# Streaming WER by configuration ({args.model})\n\n{table}\n", encoding="utf-8")
     print(f"wrote {out}")

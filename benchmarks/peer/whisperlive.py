@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.peer._install import CACHE_DIR, MARKER, VENV_DIR, ensure_silero_onnx, ensure_venv
+from benchmarks.scoring import wer as wer_of
 
 __all__ = [
     "ConcurrencyResult",
@@ -887,10 +888,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.install_only:
         print(python)
         return 0
-    import jiwer
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    normalizer = EnglishTextNormalizer()
     audio, reference, row = load_item(args.evaldata, args.file, args.seconds)
     duration = len(audio) / SAMPLE_RATE
     levels = sorted({int(x) for x in args.concurrency.split(",") if x.strip()} | {1})
@@ -959,8 +956,8 @@ def main(argv: list[str] | None = None) -> int:
 
     run = results[1].runs[0]
     hyp = run.final_text()
-    wer = float(jiwer.wer(normalizer(reference), normalizer(hyp) or "<empty>"))
-    wer_committed = float(jiwer.wer(normalizer(reference), normalizer(run.final_text(False)) or "<empty>"))
+    wer = wer_of(reference, hyp)
+    wer_committed = wer_of(reference, run.final_text(False))
     flicker = run.flicker()
     gaps = run.update_gaps()
     delays = word_delays(run, ref_words, ref_ends) if ref_words else {"first_shown": [], "final": []}
@@ -1004,10 +1001,7 @@ def main(argv: list[str] | None = None) -> int:
             "client_cpu_seconds": r.client_cpu_seconds,
             "cpu_pressure": r.cpu_pressure,
             "other_cpu_seconds": r.system_busy_seconds - r.cpu_seconds - r.client_cpu_seconds,
-            "wer": [
-                float(jiwer.wer(normalizer(reference), normalizer(x.final_text()) or "<empty>"))
-                for x in r.runs
-            ],
+            "wer": [wer_of(reference, x.final_text()) for x in r.runs],
             "update_gap_p50": [_stats(x.update_gaps()).get("p50", float("nan")) for x in r.runs],
             "processing_lag": [_stats(x.processing_lags()) for x in r.runs],
             "runs": [x.to_json() for x in r.runs],
