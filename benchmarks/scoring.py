@@ -9,6 +9,8 @@ So a reference's brackets become spaces first, and the words inside them count.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -32,9 +34,38 @@ def normalize_reference(text: str) -> str:
     return normalize(_BRACKETS.sub(" ", text))
 
 
-def wer(reference: str, hypothesis: str) -> float:
-    """Word error rate of `hypothesis`; an empty hypothesis scores 1.0."""
+@dataclass(frozen=True, slots=True)
+class Score:
+    """Word errors (substitutions + deletions + insertions) against the reference's word count."""
+
+    errors: int
+    words: int
+
+    @property
+    def wer(self) -> float:
+        return self.errors / self.words if self.words else 0.0
+
+    def __add__(self, other: Score) -> Score:
+        return Score(self.errors + other.errors, self.words + other.words)
+
+
+def score(reference: str, hypothesis: str) -> Score:
+    """`hypothesis` scored against `reference`; an empty hypothesis is all deletions."""
     import jiwer
 
-    hyp = normalize(hypothesis)
-    return float(jiwer.wer(normalize_reference(reference), hyp)) if hyp else 1.0
+    ref, hyp = normalize_reference(reference), normalize(hypothesis)
+    words = len(ref.split())
+    if not hyp:
+        return Score(words, words)
+    out = jiwer.process_words(ref, hyp)
+    return Score(out.substitutions + out.deletions + out.insertions, words)
+
+
+def pooled(scores: Iterable[Score]) -> Score:
+    """Several files as one: errors over words, so a long file weighs more than a short one."""
+    return sum(scores, Score(0, 0))
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate of `hypothesis`; an empty hypothesis scores 1.0."""
+    return score(reference, hypothesis).wer

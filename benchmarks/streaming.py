@@ -24,7 +24,7 @@ import numpy as np
 
 from benchmarks.live_sim import simulate_live
 from benchmarks.report import default_output, markdown_path
-from benchmarks.scoring import wer
+from benchmarks.scoring import Score, pooled, score
 from streamer.audiofile import read_audio
 from streamer.config import DecodeConfig, StreamConfig
 
@@ -77,6 +77,15 @@ def offline_text(transcriber: WhisperTranscriber, audio: np.ndarray) -> str:
     return " ".join(s.text for s in segments)
 
 
+def pooled_line(stream: Score, offline: Score) -> str:
+    """The WER of several files taken as one, against offline's: errors over all their words."""
+    ratio = f"{stream.wer / offline.wer:.2f} x" if offline.errors else "-"
+    return (
+        f"streaming WER {100 * stream.wer:.2f} % ({stream.errors} errors in {stream.words} words) "
+        f"against offline {100 * offline.wer:.2f} % ({offline.errors}), {ratio}"
+    )
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -110,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     raw: dict[str, dict[str, object]] = {}
     all_first: list[float] = []
     all_final: list[float] = []
+    stream_scores: list[Score] = []
+    offline_scores: list[Score] = []
     for item in load_items(args.evaldata, args.files):
         audio = read_audio(item.audio)
         run = simulate_live(audio, transcriber, detector, config)
@@ -119,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         first, final = run.word_delays()
         all_first += first
         all_final += final
-        stream_wer, offline_wer = wer(item.reference, run.text), wer(item.reference, offline)
+        stream_scores.append(score(item.reference, run.text))
+        offline_scores.append(score(item.reference, offline))
+        stream_wer, offline_wer = stream_scores[-1].wer, offline_scores[-1].wer
         raw[item.id] = {
             "audio_seconds": run.audio_seconds,
             "stream_wer": stream_wer,
@@ -178,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         "|" + "---|" * len(header),
         *("| " + " | ".join(r) + " |" for r in rows),
         "",
-        f"All files: first partial p50 {percentile(all_first, 50):.2f} s; "
+        f"All files: {pooled_line(pooled(stream_scores), pooled(offline_scores))}; "
+        f"first partial p50 {percentile(all_first, 50):.2f} s; "
         f"final p50 {percentile(all_final, 50):.2f} s, p95 {percentile(all_final, 95):.2f} s, "
         f"mean {np.mean(all_final):.2f} s.",
     ]

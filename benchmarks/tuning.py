@@ -15,10 +15,8 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks.report import default_output, markdown_path
-from benchmarks.scoring import wer
+from benchmarks.scoring import Score, pooled, score
 from benchmarks.streaming import (
     DEFAULT_EVALDATA,
     DEFAULT_FILES,
@@ -68,33 +66,33 @@ def main(argv: list[str] | None = None) -> int:
     items = load_items(args.evaldata, args.files)
     audios = {item.id: read_audio(item.audio) for item in items}
 
-    rows: list[tuple[str, list[float], int]] = []
-    offline = []
-    for item in items:
-        offline.append(100 * wer(item.reference, offline_text(transcriber, audios[item.id])))
+    rows: list[tuple[str, list[Score], int]] = []
+    offline = [score(item.reference, offline_text(transcriber, audios[item.id])) for item in items]
     rows.append(("offline (whole file, the floor)", offline, 0))
     for name in args.variants:
-        wers, decodes = [], 0
+        scores, decodes = [], 0
         for item in items:
             audio = audios[item.id]
             chunks = [audio[i : i + CHUNK_SAMPLES] for i in range(0, len(audio), CHUNK_SAMPLES)]
             stats = run_stream(chunks, transcriber, detector, VARIANTS[name])
-            wers.append(100 * wer(item.reference, " ".join(f.text for f in stats.finals)))
+            scores.append(score(item.reference, " ".join(f.text for f in stats.finals)))
             decodes += stats.decodes
-        rows.append((name, wers, decodes))
-        print(f"done {name}: " + " | ".join(f"{w:.2f}" for w in wers), flush=True)
+        rows.append((name, scores, decodes))
+        print(f"done {name}: " + " | ".join(f"{100 * s.wer:.2f}" for s in scores), flush=True)
 
     short = [item.id.split("_")[0] for item in items]
     lines = [
-        f"| variant | {' | '.join(f'{s} WER %' for s in short)} | mean WER % | mean / offline | decodes |",
+        f"| variant | {' | '.join(f'{s} WER %' for s in short)} | all WER % (errors) | / offline | decodes |",
         "|---|" + "---|" * (len(short) + 3),
     ]
-    floor = float(np.mean(offline))
-    for name, wers, decodes in rows:
-        mean = float(np.mean(wers))
-        cells = " | ".join(f"{w:.2f}" for w in wers)
-        ratio = f"{mean / floor:.2f}" if floor else "-"
-        lines.append(f"| {name} | {cells} | {mean:.2f} | {ratio} | {decodes or '-'} |")
+    floor = pooled(offline)
+    for name, scores, decodes in rows:
+        total = pooled(scores)
+        cells = " | ".join(f"{100 * s.wer:.2f}" for s in scores)
+        ratio = f"{total.wer / floor.wer:.2f}" if floor.errors else "-"
+        lines.append(
+            f"| {name} | {cells} | {100 * total.wer:.2f} ({total.errors}) | {ratio} | {decodes or '-'} |"
+        )
     table = "\n".join(lines)
     print(table)
     out = markdown_path(args.out or default_output("tuning"))

@@ -1,6 +1,6 @@
 """The scorer the accuracy tests and benchmarks share."""
 
-from benchmarks.scoring import normalize, normalize_reference, wer
+from benchmarks.scoring import normalize, normalize_reference, pooled, score, wer
 
 
 def test_reference_words_in_parentheses_are_scored() -> None:
@@ -23,3 +23,12 @@ def test_bracketed_hypothesis_text_is_not_speech() -> None:
 def test_empty_hypothesis_scores_one() -> None:
     assert wer("hello there", "") == 1.0
     assert wer("hello there", "(applause)") == 1.0
+
+
+def test_scores_pool_errors_over_words() -> None:
+    a = score("the cat sat down", "the hat sat down")
+    b = score("good night", "good night moon")
+    assert (a.errors, a.words, b.errors, b.words) == (1, 4, 1, 2)
+    total = pooled([a, b])
+    assert (total.errors, total.words) == (2, 6)
+    assert total.wer == 2 / 6
