@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.scoring import normalize, wer  # noqa: F401  (re-exported to the tests)
-
 REPO = Path(__file__).resolve().parent.parent
 EVALDATA = Path(os.environ.get("STREAMER_EVALDATA", REPO.parent / "shared" / "evaldata"))
 

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.scoring import normalize, wer
 from streamer.audiofile import read_audio
 from streamer.client import FLUSH, StreamResult, stream_frames
 from streamer.config import SAMPLE_RATE
 from streamer.events import Final
 from streamer.protocol import FlushMessage
-from tests.conftest import normalize, wer
 from tests.test_server_crash import free_port, http_json, server_process
 
 FRAME = SAMPLE_RATE // 10  # 100 ms frames

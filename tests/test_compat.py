@@ -27,6 +27,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from benchmarks.scoring import wer
 from streamer.audiofile import read_audio
 from streamer.config import SAMPLE_RATE
 from streamer.server import http as http_routes
@@ -35,7 +36,6 @@ from streamer.server.compat.deepgram import ResultsView, parse_options
 from streamer.server.compat.openai import BadRequest, parse_form
 from streamer.server.compat.whisperlive import SegmentsView
 from streamer.server.settings import ServerConfig
-from tests.conftest import wer
 from tests.test_session import Script, ScriptedTranscriber
 from tests.test_sinks import ScriptedDetector, http, scripted_server
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.scoring import wer
 from streamer.audiofile import read_audio
 from streamer.config import SAMPLE_RATE, ModelConfig
 from streamer.engines import models
 from streamer.engines.base import DecodeRequest
 from streamer.errors import ModelNotFoundError
-from tests.conftest import wer
 
 
 def _words(result) -> list[tuple[str, float, float]]:

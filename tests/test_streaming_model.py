@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
+from benchmarks.scoring import normalize, wer
 from streamer.audiofile import iter_audio, read_audio
 from streamer.config import SAMPLE_RATE, DecodeConfig, StreamConfig
 from streamer.engines.base import DecodeRequest, DecodeResult
 from streamer.events import CaptionEvent, Final, Partial, SpeechEnded, SpeechStarted
 from streamer.runner import run_stream
-from tests.conftest import RECORDINGS, normalize, wer
+from tests.conftest import RECORDINGS
 
 SHORT_IDS = sorted(r for r, rec in RECORDINGS.items() if rec.kind == "short" and rec.duration < 20)
 LONGFORM_ID = "lf03_ljspeech_lj001_0001-0032"
